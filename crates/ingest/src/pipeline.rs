@@ -1,0 +1,131 @@
+//! The one path from a raw record to a stored record.
+
+use riposte_decode::{DecodeError, Decoder, framing};
+use riposte_domain::{Canonicaliser, Decoded, Origin, id};
+use riposte_store::{NewDeadLetter, StoredRecord};
+use serde_json::Value;
+
+/// Parses, decodes, canonicalises and identifies records. Pure CPU work, no I/O: callers run
+/// it on blocking threads and hand the result to the store.
+#[derive(Debug, Clone, Default)]
+pub struct Pipeline {
+    canon: Canonicaliser,
+}
+
+/// What one chunk of input became.
+#[derive(Debug, Default)]
+pub struct Decoding {
+    pub records: Vec<StoredRecord>,
+    pub rejects: Vec<NewDeadLetter>,
+    /// How many input records the chunk held.
+    pub received: u64,
+}
+
+impl Decoding {
+    pub fn absorb(&mut self, other: Decoding) {
+        self.records.extend(other.records);
+        self.rejects.extend(other.rejects);
+        self.received += other.received;
+    }
+}
+
+/// One input record: raw text to parse, a value parsed from that text, or a value with no
+/// text (an EVTX record).
+pub enum Input<'a> {
+    Text(&'a str),
+    Parsed(Value, &'a str),
+    Json(Value),
+}
+
+impl Pipeline {
+    pub fn new(canon: Canonicaliser) -> Pipeline {
+        Pipeline { canon }
+    }
+
+    /// Finishes one decoded record: canonical entities, deterministic id, origin.
+    pub fn finish(&self, mut d: Decoded, origin: Origin) -> Decoded {
+        self.canon.apply_all(d.entities_mut());
+        let record_id = id::record_id(d.decoder(), d.kind(), d.time(), d.source_id(), d.original());
+        d.set_id(record_id);
+        d.set_origin(origin);
+        d
+    }
+
+    /// Decodes one record, returning the finished records or the error and the raw text.
+    pub fn decode_one(
+        &self,
+        decoder: &dyn Decoder,
+        input: Input<'_>,
+        origin: &Origin,
+    ) -> Result<Vec<Decoded>, (DecodeError, Vec<u8>)> {
+        let (value, raw) = match input {
+            Input::Text(raw) => match framing::parse(raw, decoder.input()) {
+                Ok(v) => (v, Some(raw)),
+                Err(e) => return Err((e, raw.as_bytes().to_vec())),
+            },
+            Input::Parsed(v, raw) => (v, Some(raw)),
+            Input::Json(v) => (v, None),
+        };
+        // The raw text is only needed when the record is refused; for parsed input it is
+        // rebuilt from the value then.
+        let backup = if raw.is_none() {
+            Some(value.clone())
+        } else {
+            None
+        };
+        match decoder.decode(value) {
+            Ok(out) => Ok(out
+                .into_iter()
+                .map(|d| self.finish(d, origin.clone()))
+                .collect()),
+            Err(e) => {
+                let bytes = match (raw, backup) {
+                    (Some(r), _) => r.as_bytes().to_vec(),
+                    (None, Some(v)) => serde_json::to_vec(&v).unwrap_or_default(),
+                    (None, None) => Vec::new(),
+                };
+                Err((e, bytes))
+            }
+        }
+    }
+
+    /// Decodes a chunk of records; `origin(i)` names where record `i` (0-based within the
+    /// chunk) came from, `index(i)` its number as reported to the sender.
+    pub fn decode_chunk<'a>(
+        &self,
+        decoder: &dyn Decoder,
+        inputs: impl IntoIterator<Item = Input<'a>>,
+        origin: impl Fn(u64) -> Origin,
+        index: impl Fn(u64) -> u64,
+    ) -> Decoding {
+        let mut out = Decoding::default();
+        for (i, input) in inputs.into_iter().enumerate() {
+            let i = i as u64;
+            out.received += 1;
+            let o = origin(i);
+            match self.decode_one(decoder, input, &o) {
+                Ok(ds) => out
+                    .records
+                    .extend(ds.iter().map(StoredRecord::from_decoded)),
+                Err((e, raw)) => out.rejects.push(NewDeadLetter {
+                    decoder: decoder.name().to_string(),
+                    index: index(i),
+                    field: e.field,
+                    reason: e.reason,
+                    raw,
+                    origin: o,
+                }),
+            }
+        }
+        out
+    }
+}
+
+/// A fresh batch id: time-ordered and unique enough to find a batch in the audit log.
+pub fn new_batch_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let now = riposte_domain::Timestamp::now().as_microsecond();
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("b{now:x}-{:x}-{n:x}", std::process::id())
+}

@@ -1,0 +1,533 @@
+//! `riposte replay`: the pipeline, offline, over files and folders.
+//!
+//! Files are read in a fixed order (folders sorted by name) on a reader thread, cut into
+//! chunks, decoded on blocking threads, and stored chunk by chunk in input order, so the same
+//! input always gives the same stored records and the same `--out` lines.
+//!
+//! Formats: EVTX (by its `ElfFile` signature, through the `evtx` crate, decoded as `windows`),
+//! NDJSON and text lines (streamed), and whole JSON documents or arrays.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use riposte_decode::{DecodeError, Decoder, framing};
+use riposte_domain::{Origin, Timestamp};
+use riposte_store::{IngestBatch, NewDeadLetter, Store, StoreError, StoredRecord};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::Auto;
+use crate::pipeline::{Decoding, Input, Pipeline, new_batch_id};
+
+/// Largest whole-document JSON file read into memory (NDJSON and text are streamed).
+const MAX_DOCUMENT_FILE: u64 = 1 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Input { path: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a decoding thread failed: {0}")]
+    Worker(String),
+}
+
+pub struct ReplayOptions {
+    pub paths: Vec<PathBuf>,
+    /// Decode every record with this decoder; `None` recognises each record's product.
+    pub decoder: Option<Arc<dyn Decoder>>,
+    /// Write each stored record as a JSON line here.
+    pub out: Option<PathBuf>,
+    /// Show a progress bar (on a terminal).
+    pub progress: bool,
+    /// Records per chunk (one store transaction and one audit record each).
+    pub chunk_records: usize,
+    /// Chunks decoded at once.
+    pub workers: usize,
+}
+
+impl ReplayOptions {
+    pub fn new(paths: Vec<PathBuf>) -> ReplayOptions {
+        ReplayOptions {
+            paths,
+            decoder: None,
+            out: None,
+            progress: false,
+            chunk_records: 2_000,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// One refused record, for the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Refusal {
+    pub file: String,
+    pub record: u64,
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplaySummary {
+    pub files: u64,
+    pub records: u64,
+    pub alerts: u64,
+    pub events: u64,
+    pub stored: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    pub bytes: u64,
+    /// The first refusals (at most 20), each naming the file, record and field.
+    pub refusals: Vec<Refusal>,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+impl ReplaySummary {
+    pub fn records_per_second(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+enum Items {
+    Lines(Vec<String>),
+    Values(Vec<Result<Value, DecodeError>>),
+}
+
+struct Chunk {
+    file: Arc<str>,
+    /// 1-based number of the first record in its file.
+    first: u64,
+    items: Items,
+}
+
+enum Feed {
+    Chunk(Chunk),
+    FileDone,
+}
+
+/// Runs the replay and returns its summary.
+pub async fn run<S: Store>(
+    store: &S,
+    pipeline: Arc<Pipeline>,
+    opts: ReplayOptions,
+) -> Result<ReplaySummary, ReplayError> {
+    let started = Instant::now();
+    let files = collect_files(&opts.paths)?;
+    let total_bytes: u64 = files.iter().map(|(_, len)| len).sum();
+    let bar = if opts.progress {
+        let b = ProgressBar::new(total_bytes);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut out = match &opts.out {
+        Some(p) => Some(std::io::BufWriter::new(File::create(p).map_err(
+            |source| ReplayError::Io {
+                path: p.display().to_string(),
+                source,
+            },
+        )?)),
+        None => None,
+    };
+
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<Result<Feed, ReplayError>>(opts.workers * 2 + 2);
+    let chunk_records = opts.chunk_records.max(1);
+    let evtx_needed = opts.decoder.as_ref().map(|d| d.name().to_string());
+    let reader_bar = bar.clone();
+    let reader = std::thread::spawn(move || {
+        for (path, _) in files {
+            let r = read_file(
+                &path,
+                chunk_records,
+                &tx,
+                &reader_bar,
+                evtx_needed.as_deref(),
+            );
+            if let Err(e) = r {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            if tx.blocking_send(Ok(Feed::FileDone)).is_err() {
+                return;
+            }
+        }
+    });
+
+    let mut summary = ReplaySummary::default();
+    let mut inflight: VecDeque<tokio::task::JoinHandle<(Arc<str>, Decoding)>> = VecDeque::new();
+    let workers = opts.workers.max(1);
+    while let Some(feed) = rx.recv().await {
+        match feed? {
+            Feed::FileDone => summary.files += 1,
+            Feed::Chunk(chunk) => {
+                let p = pipeline.clone();
+                let d = opts.decoder.clone();
+                inflight.push_back(tokio::task::spawn_blocking(move || {
+                    let file = chunk.file.clone();
+                    (file, decode_chunk(&p, d.as_deref(), chunk))
+                }));
+                if inflight.len() > workers
+                    && let Some(h) = inflight.pop_front()
+                {
+                    let (file, decoding) =
+                        h.await.map_err(|e| ReplayError::Worker(e.to_string()))?;
+                    store_chunk(store, &file, decoding, &mut summary, out.as_mut()).await?;
+                    bar.set_message(format!("{} records", summary.records));
+                }
+            }
+        }
+    }
+    while let Some(h) = inflight.pop_front() {
+        let (file, decoding) = h.await.map_err(|e| ReplayError::Worker(e.to_string()))?;
+        store_chunk(store, &file, decoding, &mut summary, out.as_mut()).await?;
+    }
+    let _ = reader.join();
+    if let Some(mut w) = out {
+        w.flush().map_err(|source| ReplayError::Io {
+            path: opts
+                .out
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            source,
+        })?;
+    }
+    bar.finish_and_clear();
+    summary.bytes = total_bytes;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+async fn store_chunk<S: Store>(
+    store: &S,
+    file: &str,
+    decoding: Decoding,
+    summary: &mut ReplaySummary,
+    out: Option<&mut std::io::BufWriter<File>>,
+) -> Result<(), ReplayError> {
+    summary.records += decoding.received;
+    for r in &decoding.records {
+        match r.kind {
+            riposte_domain::RecordKind::Alert => summary.alerts += 1,
+            riposte_domain::RecordKind::Event => summary.events += 1,
+        }
+    }
+    for d in decoding.rejects.iter() {
+        if summary.refusals.len() < 20 {
+            let record = match &d.origin {
+                Origin::Replay { record, .. } => *record,
+                _ => d.index,
+            };
+            summary.refusals.push(Refusal {
+                file: file.to_string(),
+                record,
+                field: d.field.clone(),
+                reason: d.reason.clone(),
+            });
+        }
+    }
+    if let Some(w) = out {
+        for r in &decoding.records {
+            let res = w
+                .write_all(r.doc.as_bytes())
+                .and_then(|_| w.write_all(b"\n"));
+            res.map_err(|source| ReplayError::Io {
+                path: "--out".into(),
+                source,
+            })?;
+        }
+    }
+    let decoders: Vec<&str> = {
+        let mut v: Vec<&str> = decoding
+            .records
+            .iter()
+            .map(|r| r.decoder.as_str())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let outcome = store
+        .ingest(IngestBatch {
+            batch_id: new_batch_id(),
+            actor: "replay".into(),
+            decoder: decoders.join(","),
+            source: json!({ "via": "replay", "file": file }),
+            received: decoding.received,
+            records: decoding.records,
+            rejects: decoding.rejects,
+            received_at: Timestamp::now(),
+        })
+        .await?;
+    summary.stored += outcome.accepted;
+    summary.duplicates += outcome.duplicates;
+    summary.rejected += outcome.rejected;
+    Ok(())
+}
+
+/// Decodes one chunk with the chosen decoder (`auto` by default; EVTX records as `windows`).
+fn decode_chunk(p: &Pipeline, chosen: Option<&dyn Decoder>, chunk: Chunk) -> Decoding {
+    let origin = |i: u64| Origin::Replay {
+        file: chunk.file.to_string(),
+        record: chunk.first + i,
+    };
+    let index = |i: u64| chunk.first + i;
+    match chunk.items {
+        Items::Lines(lines) => {
+            let d = chosen.unwrap_or(&Auto);
+            p.decode_chunk(d, lines.iter().map(|l| Input::Text(l)), origin, index)
+        }
+        Items::Values(values) => {
+            let windows = riposte_decode::builtin("windows");
+            let Some(d) = chosen.or(windows) else {
+                return Decoding::default();
+            };
+            let mut out = Decoding::default();
+            for (i, v) in values.into_iter().enumerate() {
+                let i = i as u64;
+                out.received += 1;
+                let o = origin(i);
+                let res = match v {
+                    Ok(v) => p.decode_one(d, Input::Json(v), &o),
+                    Err(e) => Err((e, Vec::new())),
+                };
+                match res {
+                    Ok(ds) => out
+                        .records
+                        .extend(ds.iter().map(StoredRecord::from_decoded)),
+                    Err((e, raw)) => out.rejects.push(NewDeadLetter {
+                        decoder: d.name().to_string(),
+                        index: index(i),
+                        field: e.field,
+                        reason: e.reason,
+                        raw,
+                        origin: o,
+                    }),
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Every file under the paths, folders walked in name order; with their sizes.
+fn collect_files(paths: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>, ReplayError> {
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn walk(p: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), ReplayError> {
+    let io = |source| ReplayError::Io {
+        path: p.display().to_string(),
+        source,
+    };
+    let meta = std::fs::metadata(p).map_err(io)?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|e| {
+                !e.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        entries.sort();
+        for e in entries {
+            walk(&e, out)?;
+        }
+    } else {
+        out.push((p.to_path_buf(), meta.len()));
+    }
+    Ok(())
+}
+
+fn send(tx: &tokio::sync::mpsc::Sender<Result<Feed, ReplayError>>, c: Chunk) -> bool {
+    tx.blocking_send(Ok(Feed::Chunk(c))).is_ok()
+}
+
+fn read_file(
+    path: &Path,
+    chunk: usize,
+    tx: &tokio::sync::mpsc::Sender<Result<Feed, ReplayError>>,
+    bar: &ProgressBar,
+    fixed: Option<&str>,
+) -> Result<(), ReplayError> {
+    let name: Arc<str> = Arc::from(path.display().to_string());
+    let io = |source| ReplayError::Io {
+        path: name.to_string(),
+        source,
+    };
+    let mut f = File::open(path).map_err(io)?;
+    let mut magic = [0u8; 8];
+    let n = f.read(&mut magic).map_err(io)?;
+    if n == 8 && &magic == b"ElfFile\0" {
+        if let Some(d) = fixed
+            && d != "windows"
+        {
+            return Err(ReplayError::Input {
+                path: name.to_string(),
+                reason: format!(
+                    "an EVTX file holds Windows events; it cannot be read with the {d} decoder"
+                ),
+            });
+        }
+        return read_evtx(path, &name, chunk, tx, bar);
+    }
+    drop(f);
+    let f = File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let mut reader = BufReader::with_capacity(1 << 20, f);
+    // A file that starts with `[`, or whose first line is not a whole JSON value, is one
+    // document (pretty-printed JSON, an array): read whole. Everything else is streamed.
+    let first = reader.fill_buf().map_err(io)?;
+    let first_text = String::from_utf8_lossy(&first[..first.len().min(1 << 20)]);
+    let start = first_text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    let first_line = start.lines().next().unwrap_or("");
+    let whole_document = start.starts_with('[')
+        || (start.starts_with('{')
+            && serde_json::from_str::<&serde_json::value::RawValue>(first_line).is_err());
+    if whole_document {
+        if len > MAX_DOCUMENT_FILE {
+            return Err(ReplayError::Input {
+                path: name.to_string(),
+                reason: format!(
+                    "a single JSON document of {len} bytes is larger than the 1 GiB riposte reads whole; write it as NDJSON"
+                ),
+            });
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        reader.read_to_end(&mut bytes).map_err(io)?;
+        let text = String::from_utf8(bytes).map_err(|e| ReplayError::Input {
+            path: name.to_string(),
+            reason: format!("not UTF-8 at byte {}", e.utf8_error().valid_up_to()),
+        })?;
+        let raws = framing::split_raw(&text, riposte_decode::InputKind::Json).map_err(|e| {
+            ReplayError::Input {
+                path: name.to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        bar.inc(len);
+        let mut first = 1;
+        for part in raws.chunks(chunk) {
+            let c = Chunk {
+                file: name.clone(),
+                first,
+                items: Items::Lines(part.iter().map(|s| s.to_string()).collect()),
+            };
+            first += part.len() as u64;
+            if !send(tx, c) {
+                return Ok(());
+            }
+        }
+        return Ok(());
+    }
+    let mut first_no = 1u64;
+    let mut lines = Vec::with_capacity(chunk);
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        bar.inc(n as u64);
+        // Invalid UTF-8 is kept (replaced) so the record is refused with its raw text, not lost.
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        lines.push(line.to_string());
+        if lines.len() == chunk {
+            let c = Chunk {
+                file: name.clone(),
+                first: first_no,
+                items: Items::Lines(std::mem::replace(&mut lines, Vec::with_capacity(chunk))),
+            };
+            first_no += chunk as u64;
+            if !send(tx, c) {
+                return Ok(());
+            }
+        }
+    }
+    if !lines.is_empty() {
+        send(
+            tx,
+            Chunk {
+                file: name,
+                first: first_no,
+                items: Items::Lines(lines),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn read_evtx(
+    path: &Path,
+    name: &Arc<str>,
+    chunk: usize,
+    tx: &tokio::sync::mpsc::Sender<Result<Feed, ReplayError>>,
+    bar: &ProgressBar,
+) -> Result<(), ReplayError> {
+    let mut parser = evtx::EvtxParser::from_path(path).map_err(|e| ReplayError::Input {
+        path: name.to_string(),
+        reason: format!("not a readable EVTX file: {e}"),
+    })?;
+    let mut first = 1u64;
+    let mut values = Vec::with_capacity(chunk);
+    for r in parser.records_json_value() {
+        values.push(
+            r.map(|rec| rec.data)
+                .map_err(|e| DecodeError::record(format!("EVTX record unreadable: {e}"))),
+        );
+        if values.len() == chunk {
+            let c = Chunk {
+                file: name.clone(),
+                first,
+                items: Items::Values(std::mem::replace(&mut values, Vec::with_capacity(chunk))),
+            };
+            first += chunk as u64;
+            if !send(tx, c) {
+                return Ok(());
+            }
+        }
+    }
+    if let Ok(m) = std::fs::metadata(path) {
+        bar.inc(m.len());
+    }
+    if !values.is_empty() {
+        send(
+            tx,
+            Chunk {
+                file: name.clone(),
+                first,
+                items: Items::Values(values),
+            },
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,417 @@
+//! `riposte bench`: throughput measurements anyone can run.
+//!
+//! Records are made from real product payloads in `../shared/corpus` (every record there that
+//! a built-in decoder recognises), each copy given a distinct id, so the benchmark stores
+//! realistic sizes from mixed decoders and never counts duplicates as work.
+//!
+//! - `bench replay`: writes N records as NDJSON, then replays them (decode + store) and
+//!   reports the rate and the peak RSS.
+//! - `bench http`: starts `riposte serve` as a separate process on 127.0.0.1, sends batches
+//!   over keep-alive connections, and reports the rate, latency percentiles and the
+//!   server's peak RSS.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use riposte_decode::{Decoder, framing};
+use riposte_ingest::Pipeline;
+use riposte_ingest::replay::{self, ReplayOptions};
+use riposte_store::{Durability, SqliteStore};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Replay N generated records through decode + store.
+    Replay {
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        /// The corpus the records are made from.
+        #[arg(long, default_value = "../shared/corpus")]
+        corpus: PathBuf,
+        /// Where the NDJSON file and the data directory go (default: a fresh temporary folder).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+    /// Send N generated records to a separate `riposte serve` process over HTTP.
+    Http {
+        #[arg(long, default_value_t = 200_000)]
+        count: u64,
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        #[arg(long, default_value = "../shared/corpus")]
+        corpus: PathBuf,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
+}
+
+pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
+    match cmd {
+        BenchCommand::Replay {
+            count,
+            corpus,
+            work_dir,
+        } => bench_replay(count, &corpus, work_dir).await?,
+        BenchCommand::Http {
+            count,
+            batch,
+            connections,
+            corpus,
+            work_dir,
+        } => bench_http(count, batch, connections, &corpus, work_dir).await?,
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Corpus files whose records are alerts or events riposte decodes.
+const SOURCES: &[&str] = &[
+    "alerts/suricata/eve/test-eve-small.log",
+    "alerts/crowdstrike/falcon/test-falcon-epp-detection-summary.log",
+    "alerts/crowdstrike/alert/test-alert.log",
+    "alerts/defender/endpoint/test-defenderatp.log",
+    "alerts/m365_defender/alert/test-alert.log",
+    "alerts/sentinel/alert/test-alert.log",
+    "alerts/okta/system/test-okta-system-events.log",
+    "alerts/entra/signinlogs/test-signinlogs.log",
+    "alerts/guardduty/test-guardduty.log",
+    "alerts/sentinelone/alert/test-pipeline-alert.log",
+    "alerts/zeek/notice/test-notice.log",
+    "alerts/cef/test-cef.log",
+    "alerts/panos/test-panw-panos-inc-threat-sample.log",
+];
+
+/// One real record and how to make the n-th distinct copy of it.
+struct Template {
+    raw: String,
+    source_id: Option<String>,
+    json: bool,
+}
+
+impl Template {
+    fn copy(&self, n: u64) -> String {
+        if let Some(sid) = &self.source_id
+            && self.raw.contains(sid.as_str())
+        {
+            return self.raw.replace(sid.as_str(), &format!("{sid}-b{n}"));
+        }
+        if self.json {
+            // Content-identified records: a distinct extra field gives a distinct copy.
+            let body = self.raw.trim_start().trim_start_matches('{');
+            format!("{{\"riposte_bench_copy\":{n},{body}")
+        } else {
+            format!("{} cs6Label=riposteBenchCopy cs6={n}", self.raw.trim_end())
+        }
+    }
+}
+
+fn identify(p: &Pipeline, line: &str) -> Option<(String, Option<String>)> {
+    let t = line.trim_start();
+    let (decoder, input): (&dyn Decoder, serde_json::Value) = if t.starts_with('{') {
+        let v = framing::parse(line, riposte_decode::InputKind::Json).ok()?;
+        (riposte_decode::detect(&v)?, v)
+    } else {
+        let (_, msg) = riposte_decode::syslog::strip(line);
+        let d = riposte_decode::syslog::route(msg).and_then(riposte_decode::builtin)?;
+        (d, serde_json::Value::String(line.to_string()))
+    };
+    let o = riposte_domain::Origin::Replay {
+        file: String::new(),
+        record: 0,
+    };
+    let out = p
+        .decode_one(decoder, riposte_ingest::Input::Json(input), &o)
+        .ok()?;
+    let first = out.first()?;
+    Some((
+        first.id().to_string(),
+        first.source_id().map(str::to_string),
+    ))
+}
+
+fn templates(corpus: &Path) -> Result<Vec<Template>> {
+    let p = Pipeline::default();
+    let mut out = Vec::new();
+    for rel in SOURCES {
+        let path = corpus.join(rel);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Some((_, source_id)) = identify(&p, line) else {
+                continue;
+            };
+            let t = Template {
+                raw: line.to_string(),
+                source_id,
+                json: line.trim_start().starts_with('{'),
+            };
+            // Keep only templates whose copies really are distinct records.
+            let a = identify(&p, &t.copy(1)).map(|x| x.0);
+            let b = identify(&p, &t.copy(2)).map(|x| x.0);
+            if a.is_some() && a != b {
+                out.push(t);
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("no usable records under {}", corpus.display());
+    }
+    Ok(out)
+}
+
+fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, bool)> {
+    match given {
+        Some(d) => {
+            std::fs::create_dir_all(&d)?;
+            Ok((d, false))
+        }
+        None => {
+            let d = std::env::temp_dir().join(format!("riposte-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&d)?;
+            Ok((d, true))
+        }
+    }
+}
+
+/// Peak resident set size of a process, from /proc (Linux).
+fn peak_rss_kib(pid: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cores} cores, {cpu}")
+}
+
+async fn bench_replay(count: u64, corpus: &Path, given: Option<PathBuf>) -> Result<()> {
+    let ts = templates(corpus)?;
+    let (dir, temporary) = work_dir(given)?;
+    let file = dir.join("bench-records.ndjson");
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    eprintln!(
+        "writing {count} records from {} real templates to {}",
+        ts.len(),
+        file.display()
+    );
+    let mut bytes = 0u64;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&file)?);
+        for n in 0..count {
+            let line = ts[(n % ts.len() as u64) as usize].copy(n);
+            bytes += line.len() as u64 + 1;
+            w.write_all(line.as_bytes())?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+    }
+    eprintln!("replaying (decode + store) …");
+    let store = SqliteStore::open(&data, Durability::Full).await?;
+    let mut opts = ReplayOptions::new(vec![file.clone()]);
+    opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let s = replay::run(&store, Arc::new(Pipeline::default()), opts).await?;
+    store.close().await;
+    let rss = peak_rss_kib("self").unwrap_or(0);
+    println!("bench replay: {}", machine());
+    println!(
+        "  records {}  ({} alerts, {} events)  avg size {} B  stored {}  duplicates {}  refused {}",
+        s.records,
+        s.alerts,
+        s.events,
+        bytes / count.max(1),
+        s.stored,
+        s.duplicates,
+        s.rejected
+    );
+    println!(
+        "  elapsed {:.2} s  rate {:.0} records/s  peak RSS {} MiB",
+        s.elapsed.as_secs_f64(),
+        s.records_per_second(),
+        rss / 1024
+    );
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+struct Server {
+    child: std::process::Child,
+    addr: String,
+    token: String,
+}
+
+fn start_server(data: &Path) -> Result<Server> {
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("RIPOSTE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout from the server")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let addr = loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(a) = l.strip_prefix("riposte listening on http://") {
+                    break a.to_string();
+                }
+            }
+            _ => bail!("the server did not start"),
+        }
+    };
+    let token = std::fs::read_to_string(data.join("admin.token"))?
+        .trim()
+        .to_string();
+    Ok(Server { child, addr, token })
+}
+
+async fn post(
+    conn: &mut BufReader<tokio::net::TcpStream>,
+    path: &str,
+    token: &str,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>)> {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.get_mut().write_all(head.as_bytes()).await?;
+    conn.get_mut().write_all(body).await?;
+    let mut status = String::new();
+    conn.read_line(&mut status).await?;
+    let code: u16 = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("bad status line")?;
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        conn.read_line(&mut h).await?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse()?;
+        }
+    }
+    let mut buf = vec![0; len];
+    conn.read_exact(&mut buf).await?;
+    Ok((code, buf))
+}
+
+async fn bench_http(
+    count: u64,
+    batch: usize,
+    connections: usize,
+    corpus: &Path,
+    given: Option<PathBuf>,
+) -> Result<()> {
+    let ts = Arc::new(templates(corpus)?);
+    let (dir, temporary) = work_dir(given)?;
+    let data = dir.join("http-data");
+    let _ = std::fs::remove_dir_all(&data);
+    let mut server = start_server(&data)?;
+    let batches = count.div_ceil(batch as u64);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections.max(1) {
+        let (ts, next, addr, token) = (
+            ts.clone(),
+            next.clone(),
+            server.addr.clone(),
+            server.token.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut conn = BufReader::new(tokio::net::TcpStream::connect(&addr).await?);
+            let mut lat = Vec::new();
+            let mut accepted = 0u64;
+            loop {
+                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if b >= batches {
+                    break;
+                }
+                let mut body = String::with_capacity(batch * 1500);
+                for i in 0..batch as u64 {
+                    let n = b * batch as u64 + i;
+                    body.push_str(&ts[(n % ts.len() as u64) as usize].copy(n));
+                    body.push('\n');
+                }
+                let t = Instant::now();
+                let (code, resp) =
+                    post(&mut conn, "/api/v1/ingest/auto", &token, body.as_bytes()).await?;
+                lat.push(t.elapsed());
+                if code != 200 {
+                    bail!("HTTP {code}: {}", String::from_utf8_lossy(&resp));
+                }
+                let v: serde_json::Value = serde_json::from_slice(&resp)?;
+                accepted += v["accepted"].as_u64().unwrap_or(0);
+            }
+            Ok::<_, anyhow::Error>((lat, accepted))
+        }));
+    }
+    let mut lat: Vec<Duration> = Vec::new();
+    let mut accepted = 0;
+    for t in tasks {
+        let (l, a) = t.await??;
+        lat.extend(l);
+        accepted += a;
+    }
+    let elapsed = started.elapsed();
+    let rss = peak_rss_kib(&server.child.id().to_string()).unwrap_or(0);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!("bench http: {}", machine());
+    println!(
+        "  records {}  in {} batches of {batch} over {connections} connections  accepted {accepted}",
+        batches * batch as u64,
+        lat.len()
+    );
+    println!(
+        "  elapsed {:.2} s  rate {:.0} records/s  ack latency p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  server peak RSS {} MiB",
+        elapsed.as_secs_f64(),
+        (batches * batch as u64) as f64 / elapsed.as_secs_f64(),
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        rss / 1024
+    );
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! The configuration file (YAML). Everything has a safe default, so it is optional.
+//!
+//! ```yaml
+//! entities:
+//!   user_domains: [CORP, corp.example]   # CORP\alice, alice@corp.example and alice are one user
+//!   host_domains: [corp.example]         # ws-042.corp.example is ws-042 (empty: any suffix)
+//! mappings: ./mappings                   # generic-decoder mappings, one YAML file each
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use riposte_decode::Decoder;
+use riposte_decode::generic::Generic;
+use riposte_domain::{Canonicaliser, CanonicaliserConfig};
+use riposte_ingest::DecoderSet;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub entities: CanonicaliserConfig,
+    /// A folder of generic mappings; each `NAME.yaml` is the mapping `NAME`.
+    #[serde(default)]
+    pub mappings: Option<PathBuf>,
+    #[serde(skip)]
+    base: PathBuf,
+}
+
+impl Config {
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut c: Config =
+            yaml_serde::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        c.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(c)
+    }
+
+    pub fn canonicaliser(&self) -> Canonicaliser {
+        Canonicaliser::new(&self.entities)
+    }
+
+    /// The built-in decoders plus every mapping in the mappings folder.
+    pub fn decoders(&self) -> Result<DecoderSet> {
+        let mut set = DecoderSet::builtin();
+        let Some(dir) = &self.mappings else {
+            return Ok(set);
+        };
+        let dir = self.base.join(dir);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("mappings folder {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let name = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            set.add_generic(name, load_mapping(&f)?);
+        }
+        Ok(set)
+    }
+}
+
+fn load_mapping(path: &Path) -> Result<Arc<dyn Decoder>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let g = Generic::from_yaml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Arc::new(g))
+}
+
+/// `--decoder generic --mapping X`: X is a loaded mapping's name or a mapping file.
+pub fn generic_decoder(set: &DecoderSet, mapping: Option<&str>) -> Result<Arc<dyn Decoder>> {
+    let Some(m) = mapping else {
+        bail!("--decoder generic needs --mapping NAME_OR_FILE");
+    };
+    let p = Path::new(m);
+    if p.is_file() {
+        return load_mapping(p);
+    }
+    Ok(set.resolve("generic", Some(m))?)
+}

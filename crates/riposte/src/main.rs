@@ -1,0 +1,461 @@
+//! The `riposte` binary: wires the crates together behind one command line.
+//! It owns configuration, start-up and output for people; the work happens in the crates.
+
+mod bench;
+mod config;
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use riposte_ingest::Pipeline;
+use riposte_ingest::replay::{self, ReplayOptions};
+use riposte_server::{AppState, Limits, Role, SyslogConfig};
+use riposte_store::{AuditVerdict, Durability, SqliteStore, Store, StoreError};
+
+use crate::config::Config;
+
+// Decoding allocates many small strings and maps on several threads at once; mimalloc handles
+// that markedly faster than the system allocator (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "riposte",
+    version,
+    about = "SOC automation engine: ingest, correlate, respond, record"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct DataDir {
+    /// Where riposte keeps its database and first admin token.
+    #[arg(long, env = "RIPOSTE_DATA_DIR", default_value = "./riposte-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: HTTP API, and syslog listeners when asked.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        data: DataDir,
+        /// Configuration file (YAML): entity folding, generic mappings.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Syslog over TCP (newline or octet-counted framing), e.g. 0.0.0.0:6514.
+        #[arg(long)]
+        syslog_tcp: Option<SocketAddr>,
+        /// Syslog over UDP, e.g. 0.0.0.0:514.
+        #[arg(long)]
+        syslog_udp: Option<SocketAddr>,
+        /// Decode every syslog message with this decoder instead of routing by content.
+        #[arg(long)]
+        syslog_decoder: Option<String>,
+        /// Largest request body in bytes.
+        #[arg(long, default_value_t = 32 << 20)]
+        max_body: usize,
+    },
+    /// Run the pipeline offline over files and folders (NDJSON, JSON, EVTX).
+    Replay {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Decoder for every record; without it each record's product is recognised.
+        #[arg(long)]
+        decoder: Option<String>,
+        /// With `--decoder generic`: the mapping's name (from the config) or a mapping file.
+        #[arg(long)]
+        mapping: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also write every stored record as a JSON line to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Check or export the tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Measure throughput: replay or HTTP ingest of generated alerts.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it, alone, on stdout. It is shown only this once.
+    Create {
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        name: String,
+        /// ingest, viewer, analyst, approver or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// List tokens (names and roles; secrets are never stored).
+    List {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Revoke a token by name.
+    Revoke {
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every link of the chain; exits non-zero naming the first bad record.
+    Verify {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Write the audit trail as JSON lines (stdout, or --out).
+    Export {
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RIPOSTE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn open_store(dir: &Path, durability: Durability) -> Result<SqliteStore> {
+    SqliteStore::open(dir, durability)
+        .await
+        .with_context(|| format!("opening the store in {}", dir.display()))
+}
+
+async fn run(cli: Cli) -> Result<std::process::ExitCode> {
+    use std::process::ExitCode;
+    match cli.command {
+        Command::Serve {
+            listen,
+            data,
+            config,
+            syslog_tcp,
+            syslog_udp,
+            syslog_decoder,
+            max_body,
+        } => {
+            let config = Config::load(config.as_deref())?;
+            if let Some(d) = &syslog_decoder
+                && riposte_decode::builtin(d).is_none()
+            {
+                bail!(
+                    "--syslog-decoder: unknown decoder {d:?}; known: {}",
+                    riposte_decode::NAMES.join(", ")
+                );
+            }
+            let store = Arc::new(open_store(&data.data_dir, Durability::Full).await?);
+            first_admin_token(&store, &data.data_dir).await?;
+            let limits = Limits {
+                max_body,
+                ..Limits::default()
+            };
+            let state = Arc::new(AppState::new(
+                store.clone(),
+                Arc::new(Pipeline::new(config.canonicaliser())),
+                config.decoders()?,
+                limits,
+            ));
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let local = listener.local_addr()?;
+            let (tcp, udp) = riposte_server::syslog::start(
+                state.clone(),
+                SyslogConfig {
+                    tcp: syslog_tcp,
+                    udp: syslog_udp,
+                    decoder: syslog_decoder,
+                },
+            )
+            .await
+            .context("cannot start the syslog listeners")?;
+            // Machine-readable lines on stdout (tests and scripts read the bound ports).
+            let mut so = std::io::stdout();
+            writeln!(so, "riposte listening on http://{local}")?;
+            if let Some(a) = tcp {
+                writeln!(so, "riposte syslog tcp on {a}")?;
+            }
+            if let Some(a) = udp {
+                writeln!(so, "riposte syslog udp on {a}")?;
+            }
+            so.flush()?;
+            tracing::info!(%local, data_dir = %data.data_dir.display(), "riposte serving");
+            riposte_server::serve_http(state, listener, shutdown_signal()).await?;
+            tracing::info!("riposte stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            paths,
+            decoder,
+            mapping,
+            data,
+            config,
+            out,
+            quiet,
+        } => {
+            let config = Config::load(config.as_deref())?;
+            let decoders = config.decoders()?;
+            let fixed = match decoder.as_deref() {
+                None => None,
+                Some("generic") => Some(config::generic_decoder(&decoders, mapping.as_deref())?),
+                Some(name) => Some(decoders.resolve(name, None)?),
+            };
+            let store = open_store(&data.data_dir, Durability::Full).await?;
+            let mut opts = ReplayOptions::new(paths);
+            opts.decoder = fixed;
+            opts.out = out;
+            opts.progress = !quiet && std::io::stderr().is_terminal();
+            let pipeline = Arc::new(Pipeline::new(config.canonicaliser()));
+            let s = replay::run(&store, pipeline, opts).await?;
+            store.close().await;
+            eprintln!(
+                "replayed {} records from {} files in {:.2}s ({:.0}/s): {} alerts, {} events; {} stored, {} duplicates, {} refused",
+                s.records,
+                s.files,
+                s.elapsed.as_secs_f64(),
+                s.records_per_second(),
+                s.alerts,
+                s.events,
+                s.stored,
+                s.duplicates,
+                s.rejected
+            );
+            for r in &s.refusals {
+                eprintln!(
+                    "  refused {} record {}: field `{}`: {}",
+                    r.file, r.record, r.field, r.reason
+                );
+            }
+            if s.rejected > s.refusals.len() as u64 {
+                eprintln!(
+                    "  … and {} more (GET /api/v1/deadletters lists them all)",
+                    s.rejected - s.refusals.len() as u64
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { command } => token(command).await,
+        Command::Audit { command } => audit(command).await,
+        Command::Bench { command } => bench::run(command).await,
+    }
+}
+
+async fn token(command: TokenCommand) -> Result<std::process::ExitCode> {
+    match command {
+        TokenCommand::Create { data, name, role } => {
+            let Some(role) = Role::parse(&role) else {
+                bail!("unknown role {role:?}; roles: {}", Role::NAMES.join(", "));
+            };
+            let name = name.trim();
+            if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+                bail!("a token name is 1 to 128 printable characters");
+            }
+            let store = open_store(&data.data_dir, Durability::Full).await?;
+            let secret = riposte_server::new_secret().context("no randomness available")?;
+            match store
+                .create_token(
+                    name,
+                    role.as_str(),
+                    riposte_server::hash_secret(&secret),
+                    "cli",
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(StoreError::Conflict(what)) => {
+                    bail!("{what} already exists; revoke it or choose another name")
+                }
+                Err(e) => return Err(e.into()),
+            }
+            store.close().await;
+            println!("{secret}");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        TokenCommand::List { data } => {
+            let store = open_store(&data.data_dir, Durability::Full).await?;
+            for t in store.tokens().await? {
+                println!(
+                    "{}\t{}\t{}",
+                    t.name,
+                    t.role,
+                    if t.revoked { "revoked" } else { "active" }
+                );
+            }
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        TokenCommand::Revoke { data, name } => {
+            let store = open_store(&data.data_dir, Durability::Full).await?;
+            if !store.revoke_token(&name, "cli").await? {
+                bail!("no active token named {name:?}");
+            }
+            eprintln!("revoked {name}");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn audit(command: AuditCommand) -> Result<std::process::ExitCode> {
+    match command {
+        AuditCommand::Verify { data } => {
+            let store = open_store(&data.data_dir, Durability::Full).await?;
+            match riposte_store::verify_audit(&store).await? {
+                AuditVerdict::Intact { records, head } => {
+                    println!(
+                        "audit trail intact: {records} records, head {}",
+                        hex::encode(head)
+                    );
+                    Ok(std::process::ExitCode::SUCCESS)
+                }
+                AuditVerdict::Broken { error, checked } => {
+                    println!(
+                        "audit trail BROKEN: {error} ({checked} records before it are intact)"
+                    );
+                    Ok(std::process::ExitCode::from(1))
+                }
+            }
+        }
+        AuditCommand::Export { data, out } => {
+            let store = open_store(&data.data_dir, Durability::Full).await?;
+            let mut w: Box<dyn Write> = match &out {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("cannot create {}", p.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            };
+            let mut after = 0;
+            loop {
+                let page = store.audit_records(after, 5_000).await?;
+                if page.is_empty() {
+                    break;
+                }
+                for r in &page {
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&r.body).unwrap_or(serde_json::Value::Null);
+                    let line = serde_json::json!({
+                        "seq": r.seq,
+                        "prev": hex::encode(r.prev),
+                        "hash": hex::encode(r.hash),
+                        "body": body,
+                    });
+                    writeln!(w, "{line}")?;
+                    after = r.seq;
+                }
+            }
+            w.flush()?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// With no token at all, creates an `admin` token and writes it to `DIR/admin.token` (0600).
+async fn first_admin_token(store: &SqliteStore, dir: &Path) -> Result<()> {
+    if !store.tokens().await?.is_empty() {
+        return Ok(());
+    }
+    let secret = riposte_server::new_secret().context("no randomness available")?;
+    let path = dir.join("admin.token");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(f, "{secret}")?;
+        f.sync_all()?;
+    }
+    store
+        .create_token(
+            "admin",
+            "admin",
+            riposte_server::hash_secret(&secret),
+            "system",
+        )
+        .await?;
+    tracing::warn!(path = %path.display(), "created the first admin token; keep it secret and make more with `riposte token create`");
+    eprintln!("first admin token written to {}", path.display());
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

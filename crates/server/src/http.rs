@@ -1,0 +1,451 @@
+//! The `/api/v1` routes and `/healthz`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use riposte_decode::framing::{self, FramingError};
+use riposte_domain::{Origin, Timestamp};
+use riposte_ingest::{Decoding, Input, new_batch_id};
+use riposte_store::{IngestBatch, ListQuery, Page, Store, StoredRecord};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use crate::auth::{Permission, Principal, authenticate};
+use crate::{ApiError, AppState};
+
+pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
+    let api = Router::new()
+        .route("/ingest/{decoder}", post(ingest::<S>))
+        .route("/alerts", get(list_alerts::<S>))
+        .route("/alerts/{id}", get(get_alert::<S>))
+        .route("/events", get(list_events::<S>))
+        .route("/events/{id}", get(get_event::<S>))
+        .route("/deadletters", get(list_dead_letters::<S>))
+        .route("/deadletters/{id}", get(get_dead_letter::<S>))
+        .route("/deadletters/{id}/reingest", post(reingest::<S>))
+        .route("/stats", get(stats::<S>))
+        .route("/audit", get(audit::<S>))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authenticate::<S>,
+        ))
+        // The body limit is enforced by the handler's own check too, with a JSON answer.
+        .layer(DefaultBodyLimit::max(state.limits.max_body));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+type Answer = Result<Response, ApiError>;
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not found")
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "request failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage unavailable; nothing was stored, try again",
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct IngestParams {
+    mapping: Option<String>,
+}
+
+async fn ingest<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(principal): Extension<Principal>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(decoder_name): Path<String>,
+    Query(params): Query<IngestParams>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    principal.require(Permission::Ingest)?;
+    let decoder = state
+        .decoders
+        .resolve(&decoder_name, params.mapping.as_deref())
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    let body = body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                format!(
+                    "the body is larger than the {} byte limit; split it into smaller batches",
+                    state.limits.max_body
+                ),
+            )
+        } else {
+            ApiError::new(status, format!("the body could not be read: {e}"))
+        }
+    })?;
+    let batch = new_batch_id();
+    let token = principal.name.clone();
+    let peer_s = peer.to_string();
+    let pipeline = state.pipeline.clone();
+    let max_records = state.limits.max_records;
+    let decoded = {
+        let batch = batch.clone();
+        let decoder = decoder.clone();
+        tokio::task::spawn_blocking(move || -> Result<Decoding, ApiError> {
+            let text = std::str::from_utf8(&body).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "the body is not UTF-8: invalid byte at offset {}",
+                        e.valid_up_to()
+                    ),
+                )
+            })?;
+            let raws = framing::split_raw(text, decoder.input()).map_err(|e| match e {
+                FramingError::Empty => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "the body is empty: send a JSON object, a JSON array or NDJSON",
+                ),
+                FramingError::InvalidJson(_) => {
+                    ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+                }
+            })?;
+            if raws.len() > max_records {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "{} records in one request; at most {max_records}",
+                        raws.len()
+                    ),
+                ));
+            }
+            let decoded = pipeline.decode_chunk(
+                &*decoder,
+                raws.iter().map(|r| Input::Text(r)),
+                |i| Origin::Http {
+                    batch: batch.clone(),
+                    token: token.clone(),
+                    peer: peer_s.clone(),
+                    index: i,
+                },
+                |i| i,
+            );
+            // A body that is one document which is not JSON is a bad request, not a record.
+            if let [only] = decoded.rejects.as_slice()
+                && decoded.received == 1
+                && only.field == "$"
+                && only.reason.starts_with("not valid JSON")
+            {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is {}", only.reason),
+                ));
+            }
+            Ok(decoded)
+        })
+        .await
+        .map_err(internal)??
+    };
+    let rejected: Vec<Value> = decoded
+        .rejects
+        .iter()
+        .map(|d| json!({ "index": d.index, "field": d.field, "reason": d.reason }))
+        .collect();
+    let received = decoded.received;
+    let stored = decoded.records.len();
+    let outcome = state
+        .store
+        .ingest(IngestBatch {
+            batch_id: batch.clone(),
+            actor: principal.name.clone(),
+            decoder: decoder.name().to_string(),
+            source: json!({ "via": "http", "peer": peer.to_string() }),
+            received,
+            records: decoded.records,
+            rejects: decoded.rejects,
+            received_at: Timestamp::now(),
+        })
+        .await
+        .map_err(internal)?;
+    let rejected: Vec<Value> = rejected
+        .into_iter()
+        .zip(outcome.dead_letter_ids.iter())
+        .map(|(mut r, id)| {
+            r["dead_letter"] = json!(id);
+            r
+        })
+        .collect();
+    // All records refused: the request as a whole failed (the records are kept as dead letters).
+    let status = if stored == 0 && !rejected.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let answer = json!({
+        "batch": batch,
+        "received": received,
+        "accepted": outcome.accepted,
+        "duplicates": outcome.duplicates,
+        "rejected": rejected,
+    });
+    Ok((status, Json(answer)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ListParams {
+    limit: Option<u32>,
+    cursor: Option<i64>,
+    decoder: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    min_severity: Option<i64>,
+}
+
+fn list_query(p: ListParams) -> Result<ListQuery, ApiError> {
+    let time = |name: &str, v: Option<String>| -> Result<Option<i64>, ApiError> {
+        v.map(|s| {
+            riposte_domain::time::parse(&s)
+                .map(|t| t.as_millisecond())
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("query parameter `{name}`: {e}"),
+                    )
+                })
+        })
+        .transpose()
+    };
+    Ok(ListQuery {
+        limit: p.limit.unwrap_or(100),
+        cursor: p.cursor,
+        decoder: p.decoder,
+        since_ms: time("since", p.since)?,
+        until_ms: time("until", p.until)?,
+        min_severity: p.min_severity,
+    })
+}
+
+fn page_response(page: Page) -> Response {
+    let items: Vec<Box<RawValue>> = page
+        .items
+        .into_iter()
+        .filter_map(|d| RawValue::from_string(d).ok())
+        .collect();
+    Json(json!({ "items": items, "next_cursor": page.next_cursor })).into_response()
+}
+
+fn doc_response(doc: Option<String>, what: &str) -> Answer {
+    match doc.map(RawValue::from_string) {
+        Some(Ok(raw)) => Ok(Json(raw).into_response()),
+        Some(Err(e)) => Err(internal(e)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no {what} with that id"),
+        )),
+    }
+}
+
+async fn list_alerts<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(principal): Extension<Principal>,
+    Query(p): Query<ListParams>,
+) -> Answer {
+    principal.require(Permission::Read)?;
+    let q = list_query(p)?;
+    Ok(page_response(
+        state.store.alerts(&q).await.map_err(internal)?,
+    ))
+}
+
+async fn get_alert<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Answer {
+    principal.require(Permission::Read)?;
+    doc_response(state.store.alert(&id).await.map_err(internal)?, "alert")
+}
+
+async fn list_events<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(principal): Extension<Principal>,
+    Query(p): Query<ListParams>,
+) -> Answer {
+    principal.require(Permission::Read)?;
+    let q = list_query(p)?;
+    Ok(page_response(
+        state.store.events(&q).await.map_err(internal)?,
+    ))
+}
+
+async fn get_event<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Answer {
+    principal.require(Permission::Read)?;
+    doc_response(state.store.event(&id).await.map_err(internal)?, "event")
+}
+
+async fn list_dead_letters<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(principal): Extension<Principal>,
+    Query(p): Query<ListParams>,
+) -> Answer {
+    principal.require(Permission::Read)?;
+    let q = list_query(p)?;
+    let items = state.store.dead_letters(&q).await.map_err(internal)?;
+    let next = if items.len() as u32 >= q.limit.clamp(1, 1000) {
+        items.last().map(|d| d.id)
+    } else {
+        None
+    };
+    Ok(Json(json!({ "items": items, "next_cursor": next })).into_response())
+}
+
+async fn get_dead_letter<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+) -> Answer {
+    principal.require(Permission::Read)?;
+    match state.store.dead_letter(id).await.map_err(internal)? {
+        Some(d) => Ok(Json(d).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no dead letter with that id",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ReingestParams {
+    decoder: Option<String>,
+    mapping: Option<String>,
+}
+
+/// Decodes a dead letter again (after a decoder fix, or with another decoder) and stores it.
+async fn reingest<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    Query(p): Query<ReingestParams>,
+) -> Answer {
+    principal.require(Permission::Triage)?;
+    let dl = state
+        .store
+        .dead_letter(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no dead letter with that id"))?;
+    if let Some(done) = &dl.reingested_as {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("dead letter {id} was already re-ingested as {done}"),
+        ));
+    }
+    let name = p.decoder.unwrap_or_else(|| dl.decoder.clone());
+    let decoder = state
+        .decoders
+        .resolve(&name, p.mapping.as_deref())
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    let origin: Origin = serde_json::from_value(dl.origin.clone()).unwrap_or(Origin::Http {
+        batch: format!("deadletter-{id}"),
+        token: principal.name.clone(),
+        peer: String::new(),
+        index: dl.index,
+    });
+    let decoded = state
+        .pipeline
+        .decode_one(&*decoder, Input::Text(&dl.raw), &origin)
+        .map_err(|(e, _)| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("record {}: {e}", dl.index),
+            )
+        })?;
+    let first_id = decoded
+        .first()
+        .map(|d| d.id().to_string())
+        .unwrap_or_default();
+    let records: Vec<StoredRecord> = decoded.iter().map(StoredRecord::from_decoded).collect();
+    let outcome = state
+        .store
+        .ingest(IngestBatch {
+            batch_id: new_batch_id(),
+            actor: principal.name.clone(),
+            decoder: decoder.name().to_string(),
+            source: json!({ "via": "deadletter", "dead_letter": id }),
+            received: 1,
+            records,
+            rejects: Vec::new(),
+            received_at: Timestamp::now(),
+        })
+        .await
+        .map_err(internal)?;
+    state
+        .store
+        .mark_reingested(id, &first_id, &principal.name)
+        .await
+        .map_err(internal)?;
+    Ok(Json(json!({ "dead_letter": id, "record": first_id, "accepted": outcome.accepted, "duplicates": outcome.duplicates })).into_response())
+}
+
+async fn stats<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(principal): Extension<Principal>,
+) -> Answer {
+    principal.require(Permission::Read)?;
+    let (alerts, events) = state.store.counts().await.map_err(internal)?;
+    Ok(Json(json!({
+        "alerts": alerts,
+        "events": events,
+        "syslog": state.syslog.snapshot(),
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditParams {
+    after: Option<u64>,
+    limit: Option<u32>,
+}
+
+async fn audit<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(principal): Extension<Principal>,
+    Query(p): Query<AuditParams>,
+) -> Answer {
+    principal.require(Permission::Admin)?;
+    let records = state
+        .store
+        .audit_records(p.after.unwrap_or(0), p.limit.unwrap_or(100).clamp(1, 1000))
+        .await
+        .map_err(internal)?;
+    let items: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "seq": r.seq,
+                "prev": hex::encode(r.prev),
+                "hash": hex::encode(r.hash),
+                "body": serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}

@@ -1,0 +1,303 @@
+//! riposte's storage: the [`Store`] trait every backend implements, and the embedded SQLite
+//! backend ([`SqliteStore`]) that is the default.
+//!
+//! The store owns durability: [`Store::ingest`] returns only after the batch, its dead letters
+//! and its audit record are committed in one transaction, so an acknowledged record survives a
+//! crash and a failed write leaves nothing half-written. It also owns the audit chain's head,
+//! so that audit records are appended by exactly one writer.
+//!
+//! It does not decode, judge or correlate anything: it stores what the pipeline hands it.
+
+mod sqlite;
+
+use std::future::Future;
+
+use riposte_domain::{AuditRecord, Decoded, Origin, RecordKind, Timestamp};
+use serde::Serialize;
+
+pub use sqlite::{Durability, SqliteStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot open the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A decoded record ready to store: serialised once, outside the writer's lock.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub kind: RecordKind,
+    pub id: String,
+    pub decoder: String,
+    pub time_ms: i64,
+    pub severity: i64,
+    /// The record as JSON (the `Decoded`, tagged with `kind`, original payload and origin
+    /// included), compressed with [`compress_doc`].
+    pub doc: Vec<u8>,
+}
+
+impl StoredRecord {
+    pub fn from_decoded(d: &Decoded) -> StoredRecord {
+        let (kind, severity) = match d {
+            Decoded::Alert(a) => (RecordKind::Alert, a.severity.score as i64),
+            Decoded::Event(_) => (RecordKind::Event, 0),
+        };
+        // Domain types hold only strings, numbers and JSON values: serialising cannot fail.
+        let doc = serde_json::to_vec(d).unwrap_or_default();
+        StoredRecord {
+            kind,
+            id: d.id().to_string(),
+            decoder: d.decoder().to_string(),
+            time_ms: d.time().as_millisecond(),
+            severity,
+            doc: compress_doc(&doc),
+        }
+    }
+}
+
+/// Documents are stored zstd-compressed: record JSON repeats its key names and shrinks about
+/// threefold, and at ingest rates the disk, not the CPU, is what runs out first.
+pub fn compress_doc(json: &[u8]) -> Vec<u8> {
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            std::cell::RefCell::new(zstd::bulk::Compressor::new(1).ok());
+    }
+    COMPRESSOR
+        .with(|c| c.borrow_mut().as_mut().and_then(|c| c.compress(json).ok()))
+        // Without a compressor (out of memory) the document is kept as it is; reading tells
+        // the two apart by zstd's magic number, which JSON text never starts with.
+        .unwrap_or_else(|| json.to_vec())
+}
+
+/// The JSON text of a stored document.
+pub fn decompress_doc(stored: &[u8]) -> Result<String, StoreError> {
+    const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+    let bytes = if stored.starts_with(&ZSTD_MAGIC) {
+        zstd::stream::decode_all(stored).map_err(|e| {
+            StoreError::Corrupt(format!("a stored document does not decompress: {e}"))
+        })?
+    } else {
+        stored.to_vec()
+    };
+    String::from_utf8(bytes)
+        .map_err(|_| StoreError::Corrupt("a stored document is not UTF-8".into()))
+}
+
+/// A record a decoder refused, kept for inspection and re-ingestion.
+#[derive(Debug, Clone)]
+pub struct NewDeadLetter {
+    pub decoder: String,
+    pub index: u64,
+    pub field: String,
+    pub reason: String,
+    pub raw: Vec<u8>,
+    pub origin: Origin,
+}
+
+/// One unit of ingestion: what arrived together (an HTTP request, a replay chunk, a syslog
+/// flush). Stored in one transaction with one audit record.
+#[derive(Debug, Clone)]
+pub struct IngestBatch {
+    pub batch_id: String,
+    /// Who sent it: a token name, `replay`, `syslog`.
+    pub actor: String,
+    pub decoder: String,
+    /// Where it came from, for the audit record (peer address, file, listener).
+    pub source: serde_json::Value,
+    /// How many records the input held.
+    pub received: u64,
+    pub records: Vec<StoredRecord>,
+    pub rejects: Vec<NewDeadLetter>,
+    pub received_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    /// Records stored now.
+    pub accepted: u64,
+    /// Records already stored before (same id).
+    pub duplicates: u64,
+    /// Records refused and kept as dead letters.
+    pub rejected: u64,
+    pub dead_letter_ids: Vec<i64>,
+    pub audit_seq: u64,
+}
+
+/// A page of stored documents, newest first. `cursor` continues after the last item.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<String>,
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub limit: u32,
+    /// Only items older (in storage order) than this cursor.
+    pub cursor: Option<i64>,
+    pub decoder: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub min_severity: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub decoder: String,
+    pub index: u64,
+    pub field: String,
+    pub reason: String,
+    /// The raw record, as text when it is UTF-8.
+    pub raw: String,
+    pub origin: serde_json::Value,
+    pub received_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reingested_as: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    pub created_ms: i64,
+    pub revoked: bool,
+}
+
+/// The storage every backend provides. The SQLite backend is the embedded default; a
+/// PostgreSQL backend implements the same trait and passes the same tests.
+pub trait Store: Send + Sync + 'static {
+    /// Stores a batch, its dead letters and its audit record in one transaction.
+    fn ingest(
+        &self,
+        batch: IngestBatch,
+    ) -> impl Future<Output = Result<IngestOutcome, StoreError>> + Send;
+
+    fn alert(&self, id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn alerts(&self, q: &ListQuery) -> impl Future<Output = Result<Page, StoreError>> + Send;
+    fn event(&self, id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    fn events(&self, q: &ListQuery) -> impl Future<Output = Result<Page, StoreError>> + Send;
+    /// How many alerts and events are stored.
+    fn counts(&self) -> impl Future<Output = Result<(u64, u64), StoreError>> + Send;
+
+    fn dead_letters(
+        &self,
+        q: &ListQuery,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
+    fn dead_letter(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<DeadLetter>, StoreError>> + Send;
+    /// Marks a dead letter as re-ingested as the record `record_id`, with an audit record.
+    fn mark_reingested(
+        &self,
+        id: i64,
+        record_id: &str,
+        actor: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores a new token's hash; fails with [`StoreError::Conflict`] if the name is taken.
+    fn create_token(
+        &self,
+        name: &str,
+        role: &str,
+        hash: [u8; 32],
+        actor: &str,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// The live (not revoked) token with this secret hash: its name and role.
+    fn token_by_hash(
+        &self,
+        hash: [u8; 32],
+    ) -> impl Future<Output = Result<Option<(String, String)>, StoreError>> + Send;
+    fn tokens(&self) -> impl Future<Output = Result<Vec<TokenInfo>, StoreError>> + Send;
+    fn revoke_token(
+        &self,
+        name: &str,
+        actor: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Appends one audit record; returns its sequence number.
+    fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Audit records with `seq > after`, in order, at most `limit`.
+    fn audit_records(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<AuditRecord>, StoreError>> + Send;
+    /// The head the store recorded: last sequence number and hash.
+    fn audit_head(
+        &self,
+    ) -> impl Future<Output = Result<Option<(u64, [u8; 32])>, StoreError>> + Send;
+}
+
+/// The result of checking the whole audit chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditVerdict {
+    Intact { records: u64, head: [u8; 32] },
+    Broken { error: String, checked: u64 },
+}
+
+/// Walks the audit chain from the first record and checks every link, then the stored head.
+pub async fn verify_audit<S: Store>(store: &S) -> Result<AuditVerdict, StoreError> {
+    let mut v = riposte_domain::audit::ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let page = store.audit_records(after, 5_000).await?;
+        if page.is_empty() {
+            break;
+        }
+        for r in &page {
+            if let Err(e) = v.check(r) {
+                return Ok(AuditVerdict::Broken {
+                    error: e.to_string(),
+                    checked: v.checked(),
+                });
+            }
+            after = r.seq;
+        }
+    }
+    let head = store.audit_head().await?;
+    let checked = v.checked();
+    match head {
+        None if checked == 0 => {}
+        Some((seq, hash)) if seq == checked && hash == v.head() => {}
+        Some((seq, _)) if seq > checked => {
+            return Ok(AuditVerdict::Broken {
+                error: format!(
+                    "audit record {}: missing (the log ends at record {checked} but its head says {seq}: records were removed from the end)",
+                    checked + 1
+                ),
+                checked,
+            });
+        }
+        _ => {
+            return Ok(AuditVerdict::Broken {
+                error: format!(
+                    "audit record {checked}: does not match the recorded head of the chain"
+                ),
+                checked,
+            });
+        }
+    }
+    Ok(AuditVerdict::Intact {
+        records: checked,
+        head: v.head(),
+    })
+}
