@@ -247,8 +247,9 @@ async fn store_chunk<S: Store>(
     }
     if let Some(w) = out {
         for r in &decoding.records {
+            let json = riposte_store::decompress_doc(&r.doc)?;
             let res = w
-                .write_all(r.doc.as_bytes())
+                .write_all(json.as_bytes())
                 .and_then(|_| w.write_all(b"\n"));
             res.map_err(|source| ReplayError::Io {
                 path: "--out".into(),
