@@ -1,8 +1,9 @@
 //! `riposte replay`: the pipeline, offline, over files and folders.
 //!
 //! Files are read in a fixed order (folders sorted by name) on a reader thread, cut into
-//! chunks, decoded on blocking threads, and stored chunk by chunk in input order, so the same
-//! input always gives the same stored records and the same `--out` lines.
+//! chunks, decoded on blocking threads, gathered in input order into batches, and each batch
+//! stored in one transaction while the next is decoded, so the same input always gives the
+//! same stored records and the same `--out` lines.
 //!
 //! Formats: EVTX (by its `ElfFile` signature, through the `evtx` crate, decoded as `windows`),
 //! NDJSON and text lines (streamed), and whole JSON documents or arrays.
@@ -50,8 +51,12 @@ pub struct ReplayOptions {
     pub out: Option<PathBuf>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
-    /// Records per chunk (one store transaction and one audit record each).
+    /// Records per decoding chunk (the unit handed to a decoding thread).
     pub chunk_records: usize,
+    /// Records per store transaction (and audit record). Large transactions matter: each
+    /// commit rewrites the pages of the id index it touched, and record ids are spread
+    /// across that index.
+    pub batch_records: usize,
     /// Chunks decoded at once.
     pub workers: usize,
 }
@@ -64,6 +69,7 @@ impl ReplayOptions {
             out: None,
             progress: false,
             chunk_records: 2_000,
+            batch_records: 25_000,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
@@ -172,34 +178,76 @@ pub async fn run<S: Store>(
         }
     });
 
-    let mut summary = ReplaySummary::default();
-    let mut inflight: VecDeque<tokio::task::JoinHandle<(Arc<str>, Decoding)>> = VecDeque::new();
+    let (batch_tx, mut batch_rx) = tokio::sync::mpsc::channel::<Batch>(1);
+    let batch_records = opts.batch_records.max(1);
     let workers = opts.workers.max(1);
-    while let Some(feed) = rx.recv().await {
-        match feed? {
-            Feed::FileDone => summary.files += 1,
-            Feed::Chunk(chunk) => {
-                let p = pipeline.clone();
-                let d = opts.decoder.clone();
-                inflight.push_back(tokio::task::spawn_blocking(move || {
-                    let file = chunk.file.clone();
-                    (file, decode_chunk(&p, d.as_deref(), chunk))
-                }));
-                if inflight.len() > workers
-                    && let Some(h) = inflight.pop_front()
-                {
-                    let (file, decoding) =
-                        h.await.map_err(|e| ReplayError::Worker(e.to_string()))?;
-                    store_chunk(store, &file, decoding, &mut summary, out.as_mut()).await?;
-                    bar.set_message(format!("{} records", summary.records));
+    let decoder = opts.decoder.clone();
+    // Decoding, in input order, into batches...
+    let produce = async {
+        let mut summary = ReplaySummary::default();
+        let mut inflight: VecDeque<tokio::task::JoinHandle<(Arc<str>, Decoding)>> = VecDeque::new();
+        let mut pending = Batch::default();
+        let mut take = |file: Arc<str>,
+                        decoding: Decoding,
+                        summary: &mut ReplaySummary,
+                        pending: &mut Batch|
+         -> Result<bool, ReplayError> {
+            tally(&file, &decoding, summary, out.as_mut())?;
+            pending.add(file, decoding);
+            bar.set_message(format!("{} records", summary.records));
+            Ok(pending.records.len() >= batch_records)
+        };
+        while let Some(feed) = rx.recv().await {
+            match feed? {
+                Feed::FileDone => summary.files += 1,
+                Feed::Chunk(chunk) => {
+                    let p = pipeline.clone();
+                    let d = decoder.clone();
+                    inflight.push_back(tokio::task::spawn_blocking(move || {
+                        let file = chunk.file.clone();
+                        (file, decode_chunk(&p, d.as_deref(), chunk))
+                    }));
+                    if inflight.len() > workers
+                        && let Some(h) = inflight.pop_front()
+                    {
+                        let (file, decoding) =
+                            h.await.map_err(|e| ReplayError::Worker(e.to_string()))?;
+                        if take(file, decoding, &mut summary, &mut pending)? {
+                            let full = std::mem::take(&mut pending);
+                            if batch_tx.send(full).await.is_err() {
+                                // The store stage stopped; its error is the one reported.
+                                return Ok((summary, out));
+                            }
+                        }
+                    }
                 }
             }
         }
-    }
-    while let Some(h) = inflight.pop_front() {
-        let (file, decoding) = h.await.map_err(|e| ReplayError::Worker(e.to_string()))?;
-        store_chunk(store, &file, decoding, &mut summary, out.as_mut()).await?;
-    }
+        while let Some(h) = inflight.pop_front() {
+            let (file, decoding) = h.await.map_err(|e| ReplayError::Worker(e.to_string()))?;
+            take(file, decoding, &mut summary, &mut pending)?;
+        }
+        if pending.received > 0 || !pending.rejects.is_empty() {
+            let _ = batch_tx.send(pending).await;
+        }
+        drop(batch_tx);
+        Ok::<_, ReplayError>((summary, out))
+    };
+    // ...stored one transaction at a time, while the next batch is decoded.
+    let consume = async {
+        let mut stored = ReplaySummary::default();
+        while let Some(b) = batch_rx.recv().await {
+            let outcome = store.ingest(b.into_ingest()).await?;
+            stored.stored += outcome.accepted;
+            stored.duplicates += outcome.duplicates;
+            stored.rejected += outcome.rejected;
+        }
+        Ok::<_, ReplayError>(stored)
+    };
+    let ((mut summary, out), stored) = tokio::try_join!(produce, consume)?;
+    summary.stored = stored.stored;
+    summary.duplicates = stored.duplicates;
+    summary.rejected = stored.rejected;
     let _ = reader.join();
     if let Some(mut w) = out {
         w.flush().map_err(|source| ReplayError::Io {
@@ -217,10 +265,50 @@ pub async fn run<S: Store>(
     Ok(summary)
 }
 
-async fn store_chunk<S: Store>(
-    store: &S,
+/// Records decoded and not yet stored: one store transaction.
+#[derive(Default)]
+struct Batch {
+    files: Vec<Arc<str>>,
+    decoders: std::collections::BTreeSet<String>,
+    received: u64,
+    records: Vec<StoredRecord>,
+    rejects: Vec<NewDeadLetter>,
+}
+
+impl Batch {
+    fn add(&mut self, file: Arc<str>, decoding: Decoding) {
+        if self.files.last() != Some(&file) {
+            self.files.push(file);
+        }
+        for r in &decoding.records {
+            if !self.decoders.contains(&r.decoder) {
+                self.decoders.insert(r.decoder.clone());
+            }
+        }
+        self.received += decoding.received;
+        self.records.extend(decoding.records);
+        self.rejects.extend(decoding.rejects);
+    }
+
+    fn into_ingest(self) -> IngestBatch {
+        let files: Vec<&str> = self.files.iter().map(|f| &**f).collect();
+        IngestBatch {
+            batch_id: new_batch_id(),
+            actor: "replay".into(),
+            decoder: self.decoders.into_iter().collect::<Vec<_>>().join(","),
+            source: json!({ "via": "replay", "files": files }),
+            received: self.received,
+            records: self.records,
+            rejects: self.rejects,
+            received_at: Timestamp::now(),
+        }
+    }
+}
+
+/// Counts a decoded chunk into the summary and writes its records to `--out`.
+fn tally(
     file: &str,
-    decoding: Decoding,
+    decoding: &Decoding,
     summary: &mut ReplaySummary,
     out: Option<&mut std::io::BufWriter<File>>,
 ) -> Result<(), ReplayError> {
@@ -257,31 +345,6 @@ async fn store_chunk<S: Store>(
             })?;
         }
     }
-    let decoders: Vec<&str> = {
-        let mut v: Vec<&str> = decoding
-            .records
-            .iter()
-            .map(|r| r.decoder.as_str())
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    };
-    let outcome = store
-        .ingest(IngestBatch {
-            batch_id: new_batch_id(),
-            actor: "replay".into(),
-            decoder: decoders.join(","),
-            source: json!({ "via": "replay", "file": file }),
-            received: decoding.received,
-            records: decoding.records,
-            rejects: decoding.rejects,
-            received_at: Timestamp::now(),
-        })
-        .await?;
-    summary.stored += outcome.accepted;
-    summary.duplicates += outcome.duplicates;
-    summary.rejected += outcome.rejected;
     Ok(())
 }
 

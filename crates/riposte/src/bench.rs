@@ -36,6 +36,14 @@ pub enum BenchCommand {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// Decode (single thread, no store) copies of every template; per-decoder cost.
+    Decode {
+        /// Copies of each template.
+        #[arg(long, default_value_t = 2_000)]
+        copies: u64,
+        #[arg(long, default_value = "../shared/corpus")]
+        corpus: PathBuf,
+    },
     /// Send N generated records to a separate `riposte serve` process over HTTP.
     Http {
         #[arg(long, default_value_t = 200_000)]
@@ -45,6 +53,11 @@ pub enum BenchCommand {
         /// Concurrent keep-alive connections.
         #[arg(long, default_value_t = 4)]
         connections: usize,
+        /// Offered load in records/s (open loop: batch k is due at k·batch/rate and its
+        /// latency counts from then, so a server that falls behind is not hidden). Without
+        /// it, each connection sends its next batch as soon as the last is answered.
+        #[arg(long)]
+        rate: Option<f64>,
         #[arg(long, default_value = "../shared/corpus")]
         corpus: PathBuf,
         #[arg(long)]
@@ -59,13 +72,15 @@ pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
             corpus,
             work_dir,
         } => bench_replay(count, &corpus, work_dir).await?,
+        BenchCommand::Decode { copies, corpus } => bench_decode(copies, &corpus)?,
         BenchCommand::Http {
             count,
             batch,
             connections,
+            rate,
             corpus,
             work_dir,
-        } => bench_http(count, batch, connections, &corpus, work_dir).await?,
+        } => bench_http(count, batch, connections, rate, &corpus, work_dir).await?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -163,6 +178,85 @@ fn templates(corpus: &Path) -> Result<Vec<Template>> {
         bail!("no usable records under {}", corpus.display());
     }
     Ok(out)
+}
+
+/// Where one record's decoding time goes, per decoder: parsing and decoding, serialising
+/// the stored document, compressing it.
+fn bench_decode(copies: u64, corpus: &Path) -> Result<()> {
+    use std::collections::BTreeMap;
+    let ts = templates(corpus)?;
+    let p = Pipeline::default();
+    let origin = riposte_domain::Origin::Replay {
+        file: "bench".into(),
+        record: 0,
+    };
+    // decoder -> (records, bytes in, decode ns, serialise ns, compress ns, stored bytes)
+    let mut by: BTreeMap<String, [u64; 6]> = BTreeMap::new();
+    for t in &ts {
+        let lines: Vec<String> = (0..copies).map(|n| t.copy(n)).collect();
+        for line in &lines {
+            let t0 = Instant::now();
+            let Ok(ds) = p.decode_one(
+                &riposte_ingest::Auto,
+                riposte_ingest::Input::Text(line),
+                &origin,
+            ) else {
+                continue;
+            };
+            let t1 = Instant::now();
+            for d in &ds {
+                let json = serde_json::to_vec(d)?;
+                let t2 = Instant::now();
+                let packed = riposte_store::compress_doc(&json);
+                let t3 = Instant::now();
+                let e = by.entry(d.decoder().to_string()).or_default();
+                e[0] += 1;
+                e[1] += line.len() as u64;
+                e[2] += (t1 - t0).as_nanos() as u64 / ds.len() as u64;
+                e[3] += (t2 - t1).as_nanos() as u64;
+                e[4] += (t3 - t2).as_nanos() as u64;
+                e[5] += packed.len() as u64;
+            }
+        }
+    }
+    println!(
+        "bench decode: {}  ({copies} copies of {} templates, one thread)",
+        machine(),
+        ts.len()
+    );
+    println!(
+        "  {:<12} {:>8} {:>8} {:>10} {:>10} {:>10} {:>8}",
+        "decoder", "records", "in B", "decode µs", "json µs", "pack µs", "stored B"
+    );
+    let mut all = [0u64; 6];
+    for (name, e) in &by {
+        let n = e[0].max(1) as f64;
+        println!(
+            "  {:<12} {:>8} {:>8.0} {:>10.2} {:>10.2} {:>10.2} {:>8.0}",
+            name,
+            e[0],
+            e[1] as f64 / n,
+            e[2] as f64 / n / 1000.0,
+            e[3] as f64 / n / 1000.0,
+            e[4] as f64 / n / 1000.0,
+            e[5] as f64 / n
+        );
+        for i in 0..6 {
+            all[i] += e[i];
+        }
+    }
+    let n = all[0].max(1) as f64;
+    println!(
+        "  {:<12} {:>8} {:>8.0} {:>10.2} {:>10.2} {:>10.2} {:>8.0}",
+        "all",
+        all[0],
+        all[1] as f64 / n,
+        all[2] as f64 / n / 1000.0,
+        all[3] as f64 / n / 1000.0,
+        all[4] as f64 / n / 1000.0,
+        all[5] as f64 / n
+    );
+    Ok(())
 }
 
 fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, bool)> {
@@ -331,6 +425,7 @@ async fn bench_http(
     count: u64,
     batch: usize,
     connections: usize,
+    rate: Option<f64>,
     corpus: &Path,
     given: Option<PathBuf>,
 ) -> Result<()> {
@@ -365,7 +460,14 @@ async fn bench_http(
                     body.push_str(&ts[(n % ts.len() as u64) as usize].copy(n));
                     body.push('\n');
                 }
-                let t = Instant::now();
+                let t = match rate {
+                    Some(r) if r > 0.0 => {
+                        let due = started + Duration::from_secs_f64(b as f64 * batch as f64 / r);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    _ => Instant::now(),
+                };
                 let (code, resp) =
                     post(&mut conn, "/api/v1/ingest/auto", &token, body.as_bytes()).await?;
                 lat.push(t.elapsed());
@@ -397,9 +499,12 @@ async fn bench_http(
     };
     println!("bench http: {}", machine());
     println!(
-        "  records {}  in {} batches of {batch} over {connections} connections  accepted {accepted}",
+        "  records {}  in {} batches of {batch} over {connections} connections  offered {}  accepted {accepted}",
         batches * batch as u64,
-        lat.len()
+        lat.len(),
+        rate.map_or("as fast as answered".to_string(), |r| format!(
+            "{r:.0} records/s"
+        )),
     );
     println!(
         "  elapsed {:.2} s  rate {:.0} records/s  ack latency p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  server peak RSS {} MiB",

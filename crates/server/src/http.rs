@@ -70,6 +70,12 @@ struct IngestParams {
     mapping: Option<String>,
 }
 
+/// Threads one request's records are decoded on: the cores there are.
+fn decode_threads() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 async fn ingest<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     Extension(principal): Extension<Principal>,
@@ -133,16 +139,16 @@ async fn ingest<S: Store>(
                     ),
                 ));
             }
-            let decoded = pipeline.decode_chunk(
+            let decoded = pipeline.decode_texts(
                 &*decoder,
-                raws.iter().map(|r| Input::Text(r)),
+                &raws,
                 |i| Origin::Http {
                     batch: batch.clone(),
                     token: token.clone(),
                     peer: peer_s.clone(),
                     index: i,
                 },
-                |i| i,
+                decode_threads(),
             );
             // A body that is one document which is not JSON is a bad request, not a record.
             if let [only] = decoded.rejects.as_slice()

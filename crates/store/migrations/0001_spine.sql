@@ -1,16 +1,16 @@
 -- The spine: stored records, dead letters, API tokens and the audit chain.
 
 CREATE TABLE alerts (
-    id          TEXT PRIMARY KEY NOT NULL,  -- deterministic, see riposte_domain::id
+    id          BLOB PRIMARY KEY NOT NULL,  -- 16 bytes: the deterministic id (riposte_domain::id) unhexed
     decoder     TEXT NOT NULL,
     time_ms     INTEGER NOT NULL,
     severity    INTEGER NOT NULL,
     received_ms INTEGER NOT NULL,
-    doc         BLOB NOT NULL               -- the record as JSON (zstd), original payload and origin included
+    doc         BLOB NOT NULL               -- the record as JSON (LZ4), original payload and origin included
 );
 
 CREATE TABLE events (
-    id          TEXT PRIMARY KEY NOT NULL,
+    id          BLOB PRIMARY KEY NOT NULL,
     decoder     TEXT NOT NULL,
     time_ms     INTEGER NOT NULL,
     received_ms INTEGER NOT NULL,

@@ -66,29 +66,31 @@ impl StoredRecord {
     }
 }
 
-/// Documents are stored zstd-compressed: record JSON repeats its key names and shrinks about
-/// threefold, and at ingest rates the disk, not the CPU, is what runs out first.
+/// Documents are stored LZ4-compressed: record JSON repeats its key names and shrinks about
+/// twofold, which halves what the disk writes, for a few microseconds of CPU per record
+/// (zstd shrinks more but cost a third of all ingest CPU; see BENCHMARKS.md).
+///
+/// Layout: one tag byte [`LZ4_TAG`], the uncompressed length (u32, little endian), the LZ4
+/// block. JSON text never starts with that byte, so uncompressed documents read back too.
 pub fn compress_doc(json: &[u8]) -> Vec<u8> {
-    thread_local! {
-        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-            std::cell::RefCell::new(zstd::bulk::Compressor::new(1).ok());
-    }
-    COMPRESSOR
-        .with(|c| c.borrow_mut().as_mut().and_then(|c| c.compress(json).ok()))
-        // Without a compressor (out of memory) the document is kept as it is; reading tells
-        // the two apart by zstd's magic number, which JSON text never starts with.
-        .unwrap_or_else(|| json.to_vec())
+    let mut out = Vec::with_capacity(1 + lz4_flex::block::get_maximum_output_size(json.len()) + 4);
+    out.push(LZ4_TAG);
+    out.extend_from_slice(&lz4_flex::block::compress_prepend_size(json));
+    out
 }
+
+/// The tag byte of an LZ4-compressed document.
+pub const LZ4_TAG: u8 = 0x04;
 
 /// The JSON text of a stored document.
 pub fn decompress_doc(stored: &[u8]) -> Result<String, StoreError> {
-    const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-    let bytes = if stored.starts_with(&ZSTD_MAGIC) {
-        zstd::stream::decode_all(stored).map_err(|e| {
-            StoreError::Corrupt(format!("a stored document does not decompress: {e}"))
-        })?
-    } else {
-        stored.to_vec()
+    let bytes = match stored.split_first() {
+        Some((&LZ4_TAG, block)) => {
+            lz4_flex::block::decompress_size_prepended(block).map_err(|e| {
+                StoreError::Corrupt(format!("a stored document does not decompress: {e}"))
+            })?
+        }
+        _ => stored.to_vec(),
     };
     String::from_utf8(bytes)
         .map_err(|_| StoreError::Corrupt("a stored document is not UTF-8".into()))
