@@ -200,7 +200,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     riposte_decode::NAMES.join(", ")
                 );
             }
-            let store = Arc::new(open_store(&data.data_dir, Durability::Full).await?);
+            let mut store = open_store(&data.data_dir, Durability::Full).await?;
+            store.checkpoint_in_background().await?;
+            let store = Arc::new(store);
             first_admin_token(&store, &data.data_dir).await?;
             let limits = Limits {
                 max_body,

@@ -55,7 +55,8 @@ pub struct SqliteStore {
     writer: Mutex<Writer>,
     readers: SqlitePool,
     path: PathBuf,
-    checkpointer: tokio::task::JoinHandle<()>,
+    checkpointer: Option<tokio::task::JoinHandle<()>>,
+    base: SqliteConnectOptions,
 }
 
 /// How often the checkpointer copies committed WAL frames into the database.
@@ -110,22 +111,33 @@ impl SqliteStore {
         )
         .await?;
         MIGRATOR.run(&mut conn).await?;
-        sqlx::query("PRAGMA wal_autocheckpoint = 0")
-            .execute(&mut conn)
-            .await?;
-        let checkpoint_conn =
-            SqliteConnection::connect_with(&base.clone().synchronous(sync)).await?;
-        let checkpointer = tokio::spawn(checkpoint_loop(checkpoint_conn));
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await?;
         Ok(SqliteStore {
             writer: Mutex::new(Writer { conn }),
             readers,
             path,
-            checkpointer,
+            checkpointer: None,
+            base: base.synchronous(sync),
         })
+    }
+
+    /// Moves WAL checkpoints off the commit path onto a background task (see
+    /// [`checkpoint_loop`]): for the server, where a commit is an acknowledgement someone
+    /// waits for. Bulk work (replay) keeps SQLite's inline checkpoints, which cost less CPU.
+    pub async fn checkpoint_in_background(&mut self) -> Result<(), StoreError> {
+        if self.checkpointer.is_some() {
+            return Ok(());
+        }
+        let conn = SqliteConnection::connect_with(&self.base).await?;
+        let mut w = self.writer.lock().await;
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&mut w.conn)
+            .await?;
+        self.checkpointer = Some(tokio::spawn(checkpoint_loop(conn)));
+        Ok(())
     }
 
     /// The database file.
@@ -135,8 +147,10 @@ impl SqliteStore {
 
     /// Closes the connections, checkpointing the WAL.
     pub async fn close(self) {
-        self.checkpointer.abort();
-        let _ = self.checkpointer.await;
+        if let Some(c) = self.checkpointer {
+            c.abort();
+            let _ = c.await;
+        }
         self.readers.close().await;
         let mut w = self.writer.into_inner();
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
