@@ -13,7 +13,9 @@ pub mod fields;
 pub mod framing;
 pub mod syslog;
 
+pub mod canarytokens;
 pub mod cef;
+pub mod cowrie;
 pub mod crowdstrike;
 pub mod defender;
 pub mod elastic;
@@ -24,6 +26,7 @@ pub mod leef;
 pub mod m365;
 pub mod ocsf;
 pub mod okta;
+pub mod opencanary;
 pub mod panos;
 pub mod sentinel;
 pub mod sentinelone;
@@ -102,7 +105,7 @@ impl DecodeError {
 }
 
 /// Every built-in decoder name, in the order `riposte replay` tries them when detecting.
-pub const NAMES: [&str; 18] = [
+pub const NAMES: [&str; 21] = [
     "suricata",
     "crowdstrike",
     "defender",
@@ -120,6 +123,9 @@ pub const NAMES: [&str; 18] = [
     "ocsf",
     "elastic",
     "wazuh",
+    "canarytokens",
+    "opencanary",
+    "cowrie",
     "generic",
 ];
 
@@ -140,6 +146,9 @@ static PANOS: panos::PanOs = panos::PanOs;
 static OCSF: ocsf::Ocsf = ocsf::Ocsf;
 static ELASTIC: elastic::Elastic = elastic::Elastic;
 static WAZUH: wazuh::Wazuh = wazuh::Wazuh;
+static CANARYTOKENS: canarytokens::Canarytokens = canarytokens::Canarytokens;
+static OPENCANARY: opencanary::OpenCanary = opencanary::OpenCanary;
+static COWRIE: cowrie::Cowrie = cowrie::Cowrie;
 
 /// The built-in decoder of that name. `generic` is not here: it needs a mapping
 /// ([`generic::Generic::from_yaml`]).
@@ -162,6 +171,9 @@ pub fn builtin(name: &str) -> Option<&'static dyn Decoder> {
         "ocsf" => &OCSF,
         "elastic" => &ELASTIC,
         "wazuh" => &WAZUH,
+        "canarytokens" => &CANARYTOKENS,
+        "opencanary" => &OPENCANARY,
+        "cowrie" => &COWRIE,
         _ => return None,
     })
 }
