@@ -150,8 +150,8 @@ struct Decoy {
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     decoys: Vec<Decoy>,
-    /// (kind of value, canonical value) → decoys.
-    by_value: HashMap<(DecoyKind, String), Vec<usize>>,
+    /// Kind of value → canonical value → decoys (nested so a look-up borrows, never allocates).
+    by_value: HashMap<DecoyKind, HashMap<String, Vec<usize>>>,
     touchers: Vec<Toucher>,
     canon: Canonicaliser,
 }
@@ -220,15 +220,10 @@ impl Registry {
                 .as_deref()
                 .and_then(|a| canon.canonical(EntityKind::User, a));
             let idx = r.decoys.len();
-            r.by_value
-                .entry((spec.kind, value.clone()))
-                .or_default()
-                .push(idx);
+            let by_kind = r.by_value.entry(spec.kind).or_default();
+            by_kind.entry(value.clone()).or_default().push(idx);
             if let (DecoyKind::Spn, Some(a)) = (spec.kind, &account) {
-                r.by_value
-                    .entry((DecoyKind::Spn, a.clone()))
-                    .or_default()
-                    .push(idx);
+                by_kind.entry(a.clone()).or_default().push(idx);
             }
             r.decoys.push(Decoy {
                 name: spec.name.clone(),
@@ -251,7 +246,8 @@ impl Registry {
 
     fn lookup(&self, kind: DecoyKind, value: &str) -> impl Iterator<Item = &Decoy> {
         self.by_value
-            .get(&(kind, value.to_string()))
+            .get(&kind)
+            .and_then(|m| m.get(value))
             .into_iter()
             .flatten()
             .filter_map(|&i| self.decoys.get(i))

@@ -4,12 +4,18 @@ use riposte_decode::{DecodeError, Decoder, framing};
 use riposte_domain::{Canonicaliser, Decoded, Origin, id};
 use riposte_store::{NewDeadLetter, StoredRecord};
 use serde_json::Value;
+use std::sync::Arc;
+
+use riposte_deception::Registry;
 
 /// Parses, decodes, canonicalises and identifies records. Pure CPU work, no I/O: callers run
 /// it on blocking threads and hand the result to the store.
 #[derive(Debug, Clone, Default)]
 pub struct Pipeline {
     canon: Canonicaliser,
+    /// Decoys: a record that shows one used is followed by a `deception` alert. Empty by
+    /// default, which still finds honeypot interactions and canarytoken triggers.
+    decoys: Arc<Registry>,
 }
 
 /// What one chunk of input became.
@@ -39,7 +45,16 @@ pub enum Input<'a> {
 
 impl Pipeline {
     pub fn new(canon: Canonicaliser) -> Pipeline {
-        Pipeline { canon }
+        Pipeline {
+            canon,
+            decoys: Arc::default(),
+        }
+    }
+
+    /// Checks every record against this decoy registry.
+    pub fn with_decoys(mut self, decoys: Arc<Registry>) -> Pipeline {
+        self.decoys = decoys;
+        self
     }
 
     /// Finishes one decoded record: canonical entities, deterministic id, origin.
@@ -74,10 +89,21 @@ impl Pipeline {
             None
         };
         match decoder.decode(value) {
-            Ok(out) => Ok(out
-                .into_iter()
-                .map(|d| self.finish(d, origin.clone()))
-                .collect()),
+            Ok(out) => {
+                let mut done: Vec<Decoded> = out
+                    .into_iter()
+                    .map(|d| self.finish(d, origin.clone()))
+                    .collect();
+                let mut hits = Vec::new();
+                for d in &done {
+                    for hit in self.decoys.check(d) {
+                        let alert = Decoded::Alert(hit.to_alert(d));
+                        hits.push(self.finish(alert, origin.clone()));
+                    }
+                }
+                done.extend(hits);
+                Ok(done)
+            }
             Err(e) => {
                 let bytes = match (raw, backup) {
                     (Some(r), _) => r.as_bytes().to_vec(),

@@ -5,16 +5,18 @@
 //!   user_domains: [CORP, corp.example]   # CORP\alice, alice@corp.example and alice are one user
 //!   host_domains: [corp.example]         # ws-042.corp.example is ws-042 (empty: any suffix)
 //! mappings: ./mappings                   # generic-decoder mappings, one YAML file each
+//! decoys: ./decoys.yaml                  # the decoy registry (riposte_deception)
 //! ```
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use riposte_deception::Registry;
 use riposte_decode::Decoder;
 use riposte_decode::generic::Generic;
 use riposte_domain::{Canonicaliser, CanonicaliserConfig};
-use riposte_ingest::DecoderSet;
+use riposte_ingest::{DecoderSet, Pipeline};
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +27,9 @@ pub struct Config {
     /// A folder of generic mappings; each `NAME.yaml` is the mapping `NAME`.
     #[serde(default)]
     pub mappings: Option<PathBuf>,
+    /// The decoy registry file.
+    #[serde(default)]
+    pub decoys: Option<PathBuf>,
     #[serde(skip)]
     base: PathBuf,
 }
@@ -44,6 +49,26 @@ impl Config {
 
     pub fn canonicaliser(&self) -> Canonicaliser {
         Canonicaliser::new(&self.entities)
+    }
+
+    /// The pipeline: the canonicaliser and, when configured, the decoy registry. A registry
+    /// that cannot be read is an error naming the file, line and reason.
+    pub fn pipeline(&self) -> Result<Pipeline> {
+        let canon = self.canonicaliser();
+        let mut p = Pipeline::new(canon.clone());
+        if let Some(file) = &self.decoys {
+            let path = self.base.join(file);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the decoy registry {}", path.display()))?;
+            let reg = Registry::from_yaml(&text, &path.display().to_string(), &canon).map_err(
+                |e| match e.line {
+                    Some(l) => anyhow::anyhow!("{} line {l}: {}", e.file, e.reason),
+                    None => anyhow::anyhow!("{e}"),
+                },
+            )?;
+            p = p.with_decoys(Arc::new(reg));
+        }
+        Ok(p)
     }
 
     /// The built-in decoders plus every mapping in the mappings folder.

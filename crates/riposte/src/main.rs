@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use riposte_ingest::Pipeline;
 use riposte_ingest::replay::{self, ReplayOptions};
 use riposte_server::{AppState, Limits, Role, SyslogConfig};
 use riposte_store::{AuditVerdict, Durability, SqliteStore, Store, StoreError};
@@ -210,7 +209,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             };
             let state = Arc::new(AppState::new(
                 store.clone(),
-                Arc::new(Pipeline::new(config.canonicaliser())),
+                Arc::new(config.pipeline()?),
                 config.decoders()?,
                 limits,
             ));
@@ -264,7 +263,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             opts.decoder = fixed;
             opts.out = out;
             opts.progress = !quiet && std::io::stderr().is_terminal();
-            let pipeline = Arc::new(Pipeline::new(config.canonicaliser()));
+            let pipeline = Arc::new(config.pipeline()?);
             let s = replay::run(&store, pipeline, opts).await?;
             store.close().await;
             eprintln!(
