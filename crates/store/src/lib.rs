@@ -143,6 +143,45 @@ pub struct Page {
     pub next_cursor: Option<i64>,
 }
 
+/// A case as the case stage hands it to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCase {
+    pub id: String,
+    /// `low`, `medium`, `high` or `validated`.
+    pub tier: String,
+    pub status: String,
+    pub risk: f64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    /// (kind, canonical value) of each entity, for filtering.
+    pub entities: Vec<(String, String)>,
+    /// The case as a JSON object. `status`, `assignee` and `verdict` keys in it are kept in
+    /// step with the columns by [`Store::update_case`].
+    pub doc: serde_json::Value,
+}
+
+/// An analyst's change to a case: only the fields given change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CasePatch {
+    pub status: Option<String>,
+    pub assignee: Option<String>,
+    pub verdict: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CaseQuery {
+    pub limit: u32,
+    pub tier: Option<String>,
+    pub status: Option<String>,
+    /// `(kind, canonical value)`.
+    pub entity: Option<(String, String)>,
+    /// Cases whose last alert is at or after this time.
+    pub since_ms: Option<i64>,
+    /// Cases whose first alert is before this time.
+    pub until_ms: Option<i64>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     pub limit: u32,
@@ -229,6 +268,26 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         actor: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Writes cases (new or changed) and their entities, with one audit record naming them.
+    /// Cases in `retired` (absorbed by a merge) are marked `merged` and keep their document.
+    fn upsert_cases(
+        &self,
+        cases: Vec<StoredCase>,
+        retired: Vec<(String, String)>,
+        actor: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Cases by risk (highest first), filtered.
+    fn cases(&self, q: &CaseQuery) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    fn case(&self, id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    /// Applies an analyst's change with an audit record holding the values before and after;
+    /// `None` when there is no such case.
+    fn update_case(
+        &self,
+        id: &str,
+        patch: &CasePatch,
+        actor: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
     /// Appends one audit record; returns its sequence number.
     fn audit(

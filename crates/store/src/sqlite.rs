@@ -21,8 +21,8 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 use tokio::sync::Mutex;
 
 use crate::{
-    DeadLetter, IngestBatch, IngestOutcome, ListQuery, Page, Store, StoreError, StoredRecord,
-    TokenInfo, decompress_doc,
+    CasePatch, CaseQuery, DeadLetter, IngestBatch, IngestOutcome, ListQuery, Page, Store,
+    StoreError, StoredCase, StoredRecord, TokenInfo, compress_doc, decompress_doc,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -393,6 +393,175 @@ impl Store for SqliteStore {
         .fetch_optional(&self.readers)
         .await?;
         row.as_ref().map(dead_letter_row).transpose()
+    }
+
+    async fn upsert_cases(
+        &self,
+        cases: Vec<StoredCase>,
+        retired: Vec<(String, String)>,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        if cases.is_empty() && retired.is_empty() {
+            return Ok(());
+        }
+        let now_ms = now().as_millisecond();
+        let mut w = self.writer.lock().await;
+        let mut tx = w.conn.begin_with(BEGIN).await?;
+        let head = read_head(&mut tx).await?;
+        let mut written = Vec::with_capacity(cases.len());
+        for c in &cases {
+            // What an analyst set is kept: the case stage does not know it.
+            let kept: Option<(String, Option<String>, Option<String>)> =
+                sqlx::query_as("SELECT status, assignee, verdict FROM cases WHERE id = ?")
+                    .bind(c.id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let mut doc = c.doc.clone();
+            let (status, assignee, verdict) = match kept {
+                Some((status, assignee, verdict)) => (status, assignee, verdict),
+                None => (c.status.clone(), None, None),
+            };
+            if let Some(o) = doc.as_object_mut() {
+                o.insert("status".into(), json!(status));
+                o.insert("assignee".into(), json!(assignee));
+                o.insert("verdict".into(), json!(verdict));
+            }
+            let packed = compress_doc(&serde_json::to_vec(&doc).unwrap_or_default());
+            sqlx::query(
+                "INSERT INTO cases (id, tier, status, risk, first_ms, last_ms, assignee, verdict, updated_ms, doc) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, risk = excluded.risk, \
+                 first_ms = excluded.first_ms, last_ms = excluded.last_ms, \
+                 updated_ms = excluded.updated_ms, doc = excluded.doc",
+            )
+            .bind(c.id.as_str())
+            .bind(c.tier.as_str())
+            .bind(status.as_str())
+            .bind(c.risk)
+            .bind(c.first_ms)
+            .bind(c.last_ms)
+            .bind(assignee.as_deref())
+            .bind(verdict.as_deref())
+            .bind(now_ms)
+            .bind(packed)
+            .execute(&mut *tx)
+            .await?;
+            for (kind, value) in &c.entities {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO case_entities (kind, value, case_id) VALUES (?, ?, ?)",
+                )
+                .bind(kind.as_str())
+                .bind(value.as_str())
+                .bind(c.id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            written.push(json!({ "case": c.id, "tier": c.tier, "risk": c.risk }));
+        }
+        for (id, into) in &retired {
+            sqlx::query("UPDATE cases SET status = 'merged', updated_ms = ? WHERE id = ?")
+                .bind(now_ms)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            written.push(json!({ "case": id, "merged_into": into }));
+        }
+        append_audit(
+            &mut tx,
+            head,
+            actor,
+            "case.upsert",
+            json!({ "cases": written }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn cases(&self, q: &CaseQuery) -> Result<Vec<String>, StoreError> {
+        let (ek, ev) = q.entity.clone().unzip();
+        let rows: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT doc FROM cases WHERE (? IS NULL OR tier = ?) AND (? IS NULL OR status = ?) \
+             AND (? IS NULL OR last_ms >= ?) AND (? IS NULL OR first_ms < ?) \
+             AND (? IS NULL OR id IN (SELECT case_id FROM case_entities WHERE kind = ? AND value = ?)) \
+             ORDER BY risk DESC, id LIMIT ?",
+        )
+        .bind(q.tier.as_deref())
+        .bind(q.tier.as_deref())
+        .bind(q.status.as_deref())
+        .bind(q.status.as_deref())
+        .bind(q.since_ms)
+        .bind(q.since_ms)
+        .bind(q.until_ms)
+        .bind(q.until_ms)
+        .bind(ek.as_deref())
+        .bind(ek.as_deref())
+        .bind(ev.as_deref())
+        .bind(i64::from(q.limit.clamp(1, 1000)))
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(|d| decompress_doc(d)).collect()
+    }
+
+    async fn case(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let doc: Option<Vec<u8>> = sqlx::query_scalar("SELECT doc FROM cases WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await?;
+        doc.map(|d| decompress_doc(&d)).transpose()
+    }
+
+    async fn update_case(
+        &self,
+        id: &str,
+        patch: &CasePatch,
+        actor: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut w = self.writer.lock().await;
+        let mut tx = w.conn.begin_with(BEGIN).await?;
+        let head = read_head(&mut tx).await?;
+        let row: Option<(String, Option<String>, Option<String>, Vec<u8>)> =
+            sqlx::query_as("SELECT status, assignee, verdict, doc FROM cases WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((status, assignee, verdict, doc)) = row else {
+            return Ok(None);
+        };
+        let before = json!({ "status": status, "assignee": assignee, "verdict": verdict });
+        let status = patch.status.clone().unwrap_or(status);
+        let assignee = patch.assignee.clone().or(assignee);
+        let verdict = patch.verdict.clone().or(verdict);
+        let after = json!({ "status": status, "assignee": assignee, "verdict": verdict });
+        let mut doc: serde_json::Value = serde_json::from_str(&decompress_doc(&doc)?)
+            .map_err(|e| StoreError::Corrupt(format!("case {id}: {e}")))?;
+        if let (Some(o), Some(a)) = (doc.as_object_mut(), after.as_object()) {
+            for (k, v) in a {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        let text = serde_json::to_string(&doc).unwrap_or_default();
+        sqlx::query(
+            "UPDATE cases SET status = ?, assignee = ?, verdict = ?, updated_ms = ?, doc = ? WHERE id = ?",
+        )
+        .bind(status.as_str())
+        .bind(assignee.as_deref())
+        .bind(verdict.as_deref())
+        .bind(now().as_millisecond())
+        .bind(compress_doc(text.as_bytes()))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        append_audit(
+            &mut tx,
+            head,
+            actor,
+            "case.update",
+            json!({ "case": id, "before": before, "after": after }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(text))
     }
 
     async fn mark_reingested(

@@ -2,8 +2,8 @@
 
 use riposte_domain::{Alert, Decoded, Entity, EntityKind, Origin, Role, Severity, Timestamp, id};
 use riposte_store::{
-    AuditVerdict, Durability, IngestBatch, ListQuery, NewDeadLetter, SqliteStore, Store,
-    StoredRecord, verify_audit,
+    AuditVerdict, CasePatch, CaseQuery, Durability, IngestBatch, ListQuery, NewDeadLetter,
+    SqliteStore, Store, StoredCase, StoredRecord, verify_audit,
 };
 use serde_json::json;
 
@@ -252,4 +252,122 @@ async fn removed_and_reordered_audit_records_are_found() {
         panic!("truncation not found")
     };
     assert!(error.starts_with("audit record 5:"), "{error}");
+}
+
+fn case(id: &str, tier: &str, risk: f64, user: &str) -> StoredCase {
+    StoredCase {
+        id: id.into(),
+        tier: tier.into(),
+        status: "open".into(),
+        risk,
+        first_ms: 1_700_000_000_000,
+        last_ms: 1_700_000_600_000,
+        entities: vec![
+            ("user".into(), user.into()),
+            ("host".into(), "ws-042".into()),
+        ],
+        doc: json!({ "id": id, "tier": tier, "risk": risk }),
+    }
+}
+
+#[tokio::test]
+async fn cases_are_listed_by_risk_filtered_changed_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path()).await;
+    s.upsert_cases(
+        vec![
+            case("c1", "medium", 45.0, "alice"),
+            case("c2", "validated", 30.0, "bob"),
+            case("c3", "high", 80.0, "alice"),
+        ],
+        vec![],
+        "cases",
+    )
+    .await
+    .unwrap();
+    let ids = |docs: Vec<String>| -> Vec<String> {
+        docs.iter()
+            .map(|d| {
+                serde_json::from_str::<serde_json::Value>(d).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let all = CaseQuery {
+        limit: 100,
+        ..CaseQuery::default()
+    };
+    assert_eq!(ids(s.cases(&all).await.unwrap()), vec!["c3", "c1", "c2"]);
+    let alice = CaseQuery {
+        entity: Some(("user".into(), "alice".into())),
+        ..all.clone()
+    };
+    assert_eq!(ids(s.cases(&alice).await.unwrap()), vec!["c3", "c1"]);
+    let validated = CaseQuery {
+        tier: Some("validated".into()),
+        ..all.clone()
+    };
+    assert_eq!(ids(s.cases(&validated).await.unwrap()), vec!["c2"]);
+
+    // An analyst's change is kept, and the next upsert from the case stage keeps it too.
+    let patch = CasePatch {
+        status: Some("closed".into()),
+        assignee: Some("carol".into()),
+        verdict: Some("true_positive".into()),
+    };
+    let doc = s.update_case("c3", &patch, "carol").await.unwrap().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(
+        (v["status"].as_str(), v["verdict"].as_str()),
+        (Some("closed"), Some("true_positive"))
+    );
+    s.upsert_cases(
+        vec![case("c3", "high", 85.0, "alice")],
+        vec![("c1".into(), "c3".into())],
+        "cases",
+    )
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&s.case("c3").await.unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["assignee"].as_str(),
+            v["risk"].as_f64()
+        ),
+        (Some("closed"), Some("carol"), Some(85.0))
+    );
+    let merged = CaseQuery {
+        status: Some("merged".into()),
+        ..all.clone()
+    };
+    assert_eq!(ids(s.cases(&merged).await.unwrap()), vec!["c1"]);
+    assert!(
+        s.update_case("nope", &patch, "carol")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Every change is on the record, and the chain holds.
+    let recs = s.audit_records(0, 100).await.unwrap();
+    let actions: Vec<String> = recs
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(actions, vec!["case.upsert", "case.update", "case.upsert"]);
+    let update: serde_json::Value = serde_json::from_slice(&recs[1].body).unwrap();
+    assert_eq!(update["detail"]["before"]["status"], "open");
+    assert_eq!(update["detail"]["after"]["assignee"], "carol");
+    assert!(matches!(
+        verify_audit(&s).await.unwrap(),
+        AuditVerdict::Intact { records: 3, .. }
+    ));
 }
