@@ -59,6 +59,9 @@ pub struct SqliteStore {
     base: SqliteConnectOptions,
 }
 
+/// A case's analyst-set columns and its document.
+type CaseRow = (String, Option<String>, Option<String>, Vec<u8>);
+
 /// How often the checkpointer copies committed WAL frames into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
@@ -520,7 +523,7 @@ impl Store for SqliteStore {
         let mut w = self.writer.lock().await;
         let mut tx = w.conn.begin_with(BEGIN).await?;
         let head = read_head(&mut tx).await?;
-        let row: Option<(String, Option<String>, Option<String>, Vec<u8>)> =
+        let row: Option<CaseRow> =
             sqlx::query_as("SELECT status, assignee, verdict, doc FROM cases WHERE id = ?")
                 .bind(id)
                 .fetch_optional(&mut *tx)
