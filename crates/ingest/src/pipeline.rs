@@ -51,6 +51,11 @@ impl Pipeline {
         }
     }
 
+    /// How entity values are made canonical (for look-ups by value).
+    pub fn canonicaliser(&self) -> &Canonicaliser {
+        &self.canon
+    }
+
     /// Checks every record against this decoy registry.
     pub fn with_decoys(mut self, decoys: Arc<Registry>) -> Pipeline {
         self.decoys = decoys;

@@ -31,6 +31,11 @@ pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
         .route("/deadletters", get(list_dead_letters::<S>))
         .route("/deadletters/{id}", get(get_dead_letter::<S>))
         .route("/deadletters/{id}/reingest", post(reingest::<S>))
+        .route("/cases", get(crate::cases::list::<S>))
+        .route(
+            "/cases/{id}",
+            get(crate::cases::get_one::<S>).patch(crate::cases::patch::<S>),
+        )
         .route("/stats", get(stats::<S>))
         .route("/audit", get(audit::<S>))
         .fallback(not_found)
@@ -47,7 +52,7 @@ pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
         .with_state(state)
 }
 
-type Answer = Result<Response, ApiError>;
+pub(crate) type Answer = Result<Response, ApiError>;
 
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -57,7 +62,7 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not found")
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "request failed");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -254,7 +259,7 @@ fn page_response(page: Page) -> Response {
     Json(json!({ "items": items, "next_cursor": page.next_cursor })).into_response()
 }
 
-fn doc_response(doc: Option<String>, what: &str) -> Answer {
+pub(crate) fn doc_response(doc: Option<String>, what: &str) -> Answer {
     match doc.map(RawValue::from_string) {
         Some(Ok(raw)) => Ok(Json(raw).into_response()),
         Some(Err(e)) => Err(internal(e)),

@@ -6,6 +6,7 @@
 //! record are committed ([`riposte_store::Store::ingest`] returns after the commit).
 
 pub mod auth;
+mod cases;
 mod http;
 pub mod syslog;
 
