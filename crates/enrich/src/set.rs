@@ -1,0 +1,3 @@
+//! TODO
+pub struct EnrichmentConfig;
+pub struct EnrichmentSet;
