@@ -10,9 +10,10 @@ fn main() -> ExitCode {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let corpus = here.join("../../../shared/corpus/attack");
     let mut args = std::env::args_os().skip(1);
-    let bundle = args
-        .next()
-        .map_or_else(|| corpus.join("enterprise-attack-techniques.json"), PathBuf::from);
+    let bundle = args.next().map_or_else(
+        || corpus.join("enterprise-attack-techniques.json"),
+        PathBuf::from,
+    );
     let license = args
         .next()
         .map_or_else(|| corpus.join("LICENSE.txt"), PathBuf::from);
@@ -29,8 +30,7 @@ fn main() -> ExitCode {
 }
 
 fn run(bundle: &PathBuf, license: &PathBuf, out: &std::path::Path) -> Result<usize, String> {
-    let text =
-        std::fs::read_to_string(bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
+    let text = std::fs::read_to_string(bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
     let table = riposte_enrich::attack::generate_table(&text)?;
     let notice =
         std::fs::read_to_string(license).map_err(|e| format!("{}: {e}", license.display()))?;
@@ -43,7 +43,10 @@ fn run(bundle: &PathBuf, license: &PathBuf, out: &std::path::Path) -> Result<usi
                   `cargo run -p riposte-enrich --example gen_attack`. MITRE's notice follows.\n\n";
     std::fs::write(out.join("attack.tsv"), &table)
         .map_err(|e| format!("{}: {e}", out.display()))?;
-    std::fs::write(out.join("ATTACK-NOTICE.txt"), format!("{header}{attack_notice}"))
-        .map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(
+        out.join("ATTACK-NOTICE.txt"),
+        format!("{header}{attack_notice}"),
+    )
+    .map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(table.lines().count())
 }

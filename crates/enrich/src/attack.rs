@@ -182,7 +182,10 @@ pub fn generate_table(bundle_json: &str) -> Result<String, String> {
             .ok_or_else(|| format!("tactic {r} not in bundle"))?;
         let id = attack_id(t).ok_or_else(|| format!("tactic {r} has no ATT&CK id"))?;
         let short = str_field(t, "x_mitre_shortname")?;
-        out.push_str(&format!("tactic\t{id}\t{short}\t{}\n", str_field(t, "name")?));
+        out.push_str(&format!(
+            "tactic\t{id}\t{short}\t{}\n",
+            str_field(t, "name")?
+        ));
         shortnames.push(short);
     }
 
@@ -227,8 +230,8 @@ mod tests {
     #[test]
     fn embedded_table_matches_the_corpus_bundle() {
         let path = corpus("attack/enterprise-attack-techniques.json");
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let generated = generate_table(&text).expect("corpus bundle generates");
         assert!(
             generated == TABLE,
@@ -262,10 +265,16 @@ mod tests {
         assert!(pos("credential-access") < pos("lateral-movement"));
         assert!(pos("lateral-movement") < pos("exfiltration"));
         assert_eq!(tactic("Credential Access").map(|t| t.id), Some("TA0006"));
-        assert_eq!(tactic("ta0006").map(|t| t.shortname), Some("credential-access"));
+        assert_eq!(
+            tactic("ta0006").map(|t| t.shortname),
+            Some("credential-access")
+        );
         // A technique with several tactics lists them in kill-chain order.
         let valid = technique(&TechniqueId::parse("T1078").expect("id")).expect("T1078");
         let orders: Vec<u8> = valid.tactics().map(|t| t.order).collect();
-        assert!(orders.len() > 1 && orders.windows(2).all(|w| w[0] < w[1]), "{orders:?}");
+        assert!(
+            orders.len() > 1 && orders.windows(2).all(|w| w[0] < w[1]),
+            "{orders:?}"
+        );
     }
 }

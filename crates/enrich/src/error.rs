@@ -86,7 +86,13 @@ pub(crate) fn line_of(text: &str, needle: &str) -> Option<u64> {
         return None;
     }
     let at = text.find(needle)?;
-    Some(text.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1)
+    Some(
+        text.as_bytes()[..at]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64
+            + 1,
+    )
 }
 
 /// Reads a whole file as UTF-8, naming the file on failure.

@@ -33,11 +33,13 @@ mod tabular;
 
 use riposte_domain::{Entity, Timestamp};
 
-pub use assets::{Asset, AssetInventory, Rating};
+pub use assets::{Asset, AssetInventory, Criticality, Rating};
 pub use error::LoadError;
 pub use identities::{Identity, IdentityDirectory};
-pub use intel::{Indicator, IndicatorKind, IntelHit, ThreatIntel};
-pub use set::{EnrichmentConfig, EnrichmentSet};
+pub use intel::{
+    DeclaredType, Feed, Indicator, IndicatorKind, IntelFootprint, IntelHit, ThreatIntel,
+};
+pub use set::{EnrichmentConfig, EnrichmentSet, FeedConfig, FeedFormat, SharedEnrichment};
 
 /// One thing a source knows about an entity. Borrows from the source, so producing it costs
 /// no allocation.

@@ -226,7 +226,10 @@ impl ThreatIntel {
     fn push_chain<'s>(&'s self, mut head: u32, at: Timestamp, out: &mut Vec<Context<'s>>) {
         while let Some(ind) = self.indicators.get(head as usize) {
             if ind.is_valid_at(at) {
-                let feed = self.feeds.get(usize::from(ind.feed)).map_or("", |f| &f.name);
+                let feed = self
+                    .feeds
+                    .get(usize::from(ind.feed))
+                    .map_or("", |f| &f.name);
                 out.push(Context::Intel(IntelHit {
                     feed,
                     indicator: ind,
@@ -552,7 +555,11 @@ fn parse_cidr(addr: &str, len: &str) -> Option<(IpAddr, u8)> {
             {
                 return parse_cidr(&v4.to_string(), &(len - 96).to_string());
             }
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             Some((IpAddr::V6((u128::from(v6) & mask).into()), len))
         }
         _ => None,
