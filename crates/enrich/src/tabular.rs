@@ -36,8 +36,29 @@ pub(crate) fn for_each_row(
         .comment(Some(b'#'))
         .flexible(false)
         .from_reader(text.as_bytes());
-    let csv_err = |e: csv::Error| {
-        let line = e.position().map(|p| p.line());
+    // csv's own line numbers skip comment lines; count newlines up to the byte offset instead
+    // (incrementally, so the whole file is scanned once).
+    let mut counted = (0usize, 1u64);
+    let mut line_at = |byte: u64| -> u64 {
+        let mut byte = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
+        // A record's position is where reading it began: before the comment and blank lines
+        // csv skipped. Step over those to the record's first line.
+        while let Some(rest) = text.get(byte..)
+            && (rest.starts_with('#') || rest.starts_with('\n') || rest.starts_with("\r\n"))
+        {
+            byte += rest.find('\n').map_or(rest.len(), |i| i + 1);
+        }
+        let (from, line) = counted;
+        let line = if byte >= from {
+            line + memchr_count(&text.as_bytes()[from..byte])
+        } else {
+            1 + memchr_count(&text.as_bytes()[..byte])
+        };
+        counted = (byte, line);
+        line
+    };
+    let csv_err = |e: csv::Error, line_at: &mut dyn FnMut(u64) -> u64| {
+        let line = e.position().map(|p| line_at(p.byte()));
         LoadError {
             file: file.to_path_buf(),
             line,
@@ -50,8 +71,15 @@ pub(crate) fn for_each_row(
             },
         }
     };
-    let headers = reader.headers().map_err(csv_err)?.clone();
-    let header_line = headers.position().map_or(1, |p| p.line());
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return Err(csv_err(e, &mut line_at)),
+    };
+    // The header's recorded position is where reading began, before any comment lines.
+    let header_line = text
+        .lines()
+        .position(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map_or(1, |i| i as u64 + 1);
     let columns: HashMap<String, usize> = headers
         .iter()
         .enumerate()
@@ -75,16 +103,20 @@ pub(crate) fn for_each_row(
         match reader.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
+                let line = record.position().map_or(0, |p| line_at(p.byte()));
                 let row = Row {
                     columns: &columns,
                     record: &record,
                 };
                 f(line, &row).map_err(|reason| LoadError::at(file, line, reason))?;
             }
-            Err(e) => return Err(csv_err(e)),
+            Err(e) => return Err(csv_err(e, &mut line_at)),
         }
     }
+}
+
+fn memchr_count(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
 }
 
 /// Splits a multi-valued cell (`a;b`, `a|b`, `a, b`) into its non-empty parts.
@@ -100,5 +132,34 @@ pub(crate) fn parse_bool(cell: &str) -> Option<bool> {
         "true" | "yes" | "y" | "1" => Some(true),
         "false" | "no" | "n" | "0" | "" => Some(false),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_and_errors_carry_their_file_line_across_comments() {
+        let text =
+            "# exported 2025-01-01\n# by hand\nip,criticality\na,1\n# note\n\"b\nc\",2\nd,x\n";
+        let mut seen = Vec::new();
+        let err = for_each_row(Path::new("t.csv"), text, &["ip"], |line, row| {
+            seen.push((line, row.get("ip").unwrap_or("").to_string()));
+            match row.get("criticality") {
+                Some("x") => Err("criticality `x` is not 1–5".into()),
+                _ => Ok(()),
+            }
+        })
+        .expect_err("row d refused");
+        assert_eq!(seen[0], (4, "a".to_string()));
+        assert_eq!(seen[1], (6, "b\nc".to_string()));
+        assert_eq!(err.line, Some(8), "{err}");
+        assert_eq!(err.to_string(), "t.csv:8: criticality `x` is not 1–5");
+
+        let ragged = for_each_row(Path::new("t.csv"), "a,b\n1,2\n3\n", &[], |_, _| Ok(()))
+            .expect_err("ragged row refused");
+        assert_eq!(ragged.line, Some(3), "{ragged}");
+        assert!(ragged.reason.contains("1 fields"), "{ragged}");
     }
 }
