@@ -114,17 +114,34 @@ pub(crate) fn load(
                 .as_deref()
                 .and_then(|u| line_of(&text, &format!("\"{u}\"")))
                 .or_else(|| line_of(&text, &format!("\"{}\"", a.value)));
-            let Some(parts) = split_attribute(&a.kind, &a.value) else {
-                b.skip(
-                    feed,
-                    line,
-                    format!(
-                        "{}: attribute type `{}` is not indexed",
-                        file.display(),
-                        a.kind
-                    ),
-                );
-                continue;
+            let parts = match split_attribute(&a.kind, &a.value) {
+                Split::Indexed(parts) => parts,
+                Split::NotIndexed => {
+                    b.skip(
+                        feed,
+                        line,
+                        format!(
+                            "{}: attribute type `{}` is not indexed",
+                            file.display(),
+                            a.kind
+                        ),
+                    );
+                    continue;
+                }
+                Split::Malformed if a.to_ids => {
+                    return Err(LoadError {
+                        file: file.clone(),
+                        line,
+                        column: None,
+                        reason: format!(
+                            "attribute {} ({}): value `{}` has no `|` between its parts",
+                            a.uuid.as_deref().unwrap_or("without uuid"),
+                            a.kind,
+                            a.value
+                        ),
+                    });
+                }
+                Split::Malformed => continue,
             };
             if !a.to_ids {
                 continue;
@@ -152,10 +169,31 @@ pub(crate) fn load(
 
 type Part<'a> = Option<(DeclaredType, &'a str)>;
 
-/// What an attribute of MISP type `kind` indexes: up to two typed values.
-fn split_attribute<'a>(kind: &str, value: &'a str) -> Option<[Part<'a>; 2]> {
-    let pipe = |v: &'a str| v.split_once('|');
-    let one = |t| Some([Some((t, value)), None]);
+enum Split<'a> {
+    /// Up to two typed values to index.
+    Indexed([Part<'a>; 2]),
+    /// A type riposte does not match on (`text`, `regkey`, …).
+    NotIndexed,
+    /// A composite type (`ip-dst|port`) whose value lacks the `|`.
+    Malformed,
+}
+
+/// What an attribute of MISP type `kind` indexes.
+fn split_attribute<'a>(kind: &str, value: &'a str) -> Split<'a> {
+    let one = |t| Split::Indexed([Some((t, value)), None]);
+    let pipe = |first: Option<DeclaredType>, second: Option<DeclaredType>, from_right: bool| {
+        // `ip|port`: an IPv6 address has colons, so split on the pipe only. A file name may
+        // contain `|`; the hash is after the last one.
+        let split = if from_right {
+            value.rsplit_once('|')
+        } else {
+            value.split_once('|')
+        };
+        match split {
+            Some((a, b)) => Split::Indexed([first.map(|t| (t, a)), second.map(|t| (t, b))]),
+            None => Split::Malformed,
+        }
+    };
     match kind {
         "ip-src" | "ip-dst" => one(DeclaredType::Ip),
         "domain" | "hostname" => one(DeclaredType::Domain),
@@ -164,32 +202,43 @@ fn split_attribute<'a>(kind: &str, value: &'a str) -> Option<[Part<'a>; 2]> {
         "sha1" => one(DeclaredType::Sha1),
         "sha256" => one(DeclaredType::Sha256),
         "sha512" => one(DeclaredType::Sha512),
-        "ip-src|port" | "ip-dst|port" => {
-            // `1.2.3.4|443`; an IPv6 address has colons, so split on the pipe only.
-            let (ip, _) = pipe(value)?;
-            Some([Some((DeclaredType::Ip, ip)), None])
-        }
-        "hostname|port" => {
-            let (h, _) = pipe(value)?;
-            Some([Some((DeclaredType::Domain, h)), None])
-        }
-        "domain|ip" => {
-            let (d, ip) = pipe(value)?;
-            Some([
-                Some((DeclaredType::Domain, d)),
-                Some((DeclaredType::Ip, ip)),
-            ])
-        }
-        "filename|md5" | "filename|sha1" | "filename|sha256" | "filename|sha512" => {
-            let (_, h) = value.rsplit_once('|')?;
-            let t = match kind {
-                "filename|md5" => DeclaredType::Md5,
-                "filename|sha1" => DeclaredType::Sha1,
-                "filename|sha256" => DeclaredType::Sha256,
-                _ => DeclaredType::Sha512,
-            };
-            Some([Some((t, h)), None])
-        }
-        _ => None,
+        "ip-src|port" | "ip-dst|port" => pipe(Some(DeclaredType::Ip), None, false),
+        "hostname|port" => pipe(Some(DeclaredType::Domain), None, false),
+        "domain|ip" => pipe(Some(DeclaredType::Domain), Some(DeclaredType::Ip), false),
+        "filename|md5" => pipe(None, Some(DeclaredType::Md5), true),
+        "filename|sha1" => pipe(None, Some(DeclaredType::Sha1), true),
+        "filename|sha256" => pipe(None, Some(DeclaredType::Sha256), true),
+        "filename|sha512" => pipe(None, Some(DeclaredType::Sha512), true),
+        _ => Split::NotIndexed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composite_types_split_on_the_right_pipe() {
+        let Split::Indexed([Some((DeclaredType::Ip, ip)), None]) =
+            split_attribute("ip-dst|port", "2001:db8::1|443")
+        else {
+            panic!("ip-dst|port")
+        };
+        assert_eq!(ip, "2001:db8::1");
+        let Split::Indexed([None, Some((DeclaredType::Sha1, h))]) = split_attribute(
+            "filename|sha1",
+            "a|b.exe|3395856ce81f2b7382dee72602f798b642f14140",
+        ) else {
+            panic!("filename|sha1")
+        };
+        assert_eq!(h, "3395856ce81f2b7382dee72602f798b642f14140");
+        assert!(matches!(
+            split_attribute("domain|ip", "x.example"),
+            Split::Malformed
+        ));
+        assert!(matches!(
+            split_attribute("regkey", "HKLM\\x"),
+            Split::NotIndexed
+        ));
     }
 }
