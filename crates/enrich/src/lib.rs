@@ -29,6 +29,7 @@ mod error;
 pub mod identities;
 pub mod intel;
 pub mod set;
+pub mod synthetic;
 mod tabular;
 
 use riposte_domain::{Entity, Timestamp};

@@ -109,17 +109,19 @@ pub(crate) fn load(
             if a.deleted {
                 continue;
             }
-            let line = a
-                .uuid
-                .as_deref()
-                .and_then(|u| line_of(&text, &format!("\"{u}\"")))
-                .or_else(|| line_of(&text, &format!("\"{}\"", a.value)));
+            // Found only when needed: searching for every attribute would be quadratic.
+            let line = || {
+                a.uuid
+                    .as_deref()
+                    .and_then(|u| line_of(&text, &format!("\"{u}\"")))
+                    .or_else(|| line_of(&text, &format!("\"{}\"", a.value)))
+            };
             let parts = match split_attribute(&a.kind, &a.value) {
                 Split::Indexed(parts) => parts,
                 Split::NotIndexed => {
                     b.skip(
                         feed,
-                        line,
+                        line(),
                         format!(
                             "{}: attribute type `{}` is not indexed",
                             file.display(),
@@ -131,7 +133,7 @@ pub(crate) fn load(
                 Split::Malformed if a.to_ids => {
                     return Err(LoadError {
                         file: file.clone(),
-                        line,
+                        line: line(),
                         column: None,
                         reason: format!(
                             "attribute {} ({}): value `{}` has no `|` between its parts",
@@ -153,7 +155,7 @@ pub(crate) fn load(
             for (ty, value) in parts.into_iter().flatten() {
                 b.add(feed, ty, value, &meta).map_err(|e| LoadError {
                     file: file.clone(),
-                    line,
+                    line: line(),
                     column: None,
                     reason: format!(
                         "attribute {} ({}): {e}",

@@ -72,10 +72,11 @@ pub(crate) fn load(
             continue;
         }
         let obj_id = obj.get("id").and_then(|v| v.as_str()).unwrap_or("");
-        let line = line_of(text, &format!("\"{obj_id}\""));
+        // Found only when needed: searching the text for every indicator would be quadratic.
+        let line = || line_of(text, &format!("\"{obj_id}\""));
         let at = |reason: String| LoadError {
             file: file.to_path_buf(),
-            line,
+            line: line(),
             column: None,
             reason,
         };
@@ -89,7 +90,7 @@ pub(crate) fn load(
         {
             b.skip(
                 feed,
-                line,
+                line(),
                 format!("indicator {}: pattern_type `{pt}` is not matched", ind.id),
             );
             continue;
@@ -125,7 +126,7 @@ pub(crate) fn load(
         if let Err(why) = disjuncts(&expr, &mut tests) {
             b.skip(
                 feed,
-                line,
+                line(),
                 format!("indicator {}: {why}: `{}`", ind.id, ind.pattern),
             );
             continue;
@@ -137,7 +138,7 @@ pub(crate) fn load(
                     .map_err(|e| at(format!("indicator {}: `{path}`: {e}", ind.id)))?,
                 None => b.skip(
                     feed,
-                    line,
+                    line(),
                     format!("indicator {}: object path `{path}` is not indexed", ind.id),
                 ),
             }
