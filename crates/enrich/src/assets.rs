@@ -44,14 +44,24 @@ impl Rating {
 
 impl<'de> Deserialize<'de> for Rating {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        let s = match &v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        Rating::parse(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("rating `{s}` is not low, medium or high"))
-        })
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Rating;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("low, medium or high")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Rating, E> {
+                self.visit_str(&n.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Rating, E> {
+                self.visit_str(&n.to_string())
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Rating, E> {
+                Rating::parse(s)
+                    .ok_or_else(|| E::custom(format!("rating `{s}` is not low, medium or high")))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -70,12 +80,33 @@ impl Criticality {
 
 impl<'de> Deserialize<'de> for Criticality {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        v.as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-            .and_then(|n| u8::try_from(n).ok())
-            .and_then(Criticality::new)
-            .ok_or_else(|| serde::de::Error::custom(format!("criticality {v} is not 1–5")))
+        // A visitor rather than a detour through a JSON value: the YAML reader then reports
+        // the error at the value's own line.
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Criticality;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a criticality from 1 to 5")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Criticality, E> {
+                u8::try_from(n)
+                    .ok()
+                    .and_then(Criticality::new)
+                    .ok_or_else(|| E::custom(format!("criticality {n} is not 1–5")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Criticality, E> {
+                u64::try_from(n)
+                    .map_err(|_| E::custom(format!("criticality {n} is not 1–5")))
+                    .and_then(|n| self.visit_u64(n))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Criticality, E> {
+                s.trim()
+                    .parse::<u64>()
+                    .map_err(|_| E::custom(format!("criticality `{s}` is not 1–5")))
+                    .and_then(|n| self.visit_u64(n))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

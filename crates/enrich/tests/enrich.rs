@@ -549,3 +549,115 @@ fn a_failed_reload_keeps_the_previous_set_active() {
     assert_eq!(shared.current().intel().len(), 2);
     assert_eq!(before.intel().len(), 1);
 }
+
+/// Writes `files` (name, contents) and a config naming them into a fresh directory, and loads.
+fn load_files(config: &str, files: &[(&str, &str)]) -> Result<EnrichmentSet, LoadError> {
+    let dir = tempdir_with_config();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).expect("write");
+    }
+    load_config(&dir, config)
+}
+
+#[test]
+fn yaml_asset_errors_carry_the_yaml_line() {
+    let err = load_files(
+        "assets: [a.yaml]\n",
+        &[(
+            "a.yaml",
+            "- hostnames: [ok-1]\n  criticality: 3\n- hostnames: [bad]\n  criticality: 7\n",
+        )],
+    )
+    .expect_err("criticality 7 refused");
+    assert!(err.file.ends_with("a.yaml"), "{err}");
+    assert_eq!(err.line, Some(4), "{err}");
+    assert!(err.reason.contains("criticality 7 is not 1–5"), "{err}");
+
+    let err = load_files(
+        "assets: [a.yaml]\n",
+        &[(
+            "a.yaml",
+            "- hostnames: [x]\n  criticality: 2\n  colour: red\n",
+        )],
+    )
+    .expect_err("unknown key refused");
+    assert_eq!(err.line, Some(3), "{err}");
+    assert!(err.reason.contains("colour"), "{err}");
+}
+
+#[test]
+fn one_name_for_two_assets_or_identities_is_refused() {
+    let err = load_files(
+        "assets: [a.csv, b.yaml]\n",
+        &[
+            (
+                "a.csv",
+                "hostname,ip,criticality\nweb01.corp.example,10.0.0.1,3\n",
+            ),
+            ("b.yaml", "- hostnames: [WEB01]\n  criticality: 4\n"),
+        ],
+    )
+    .expect_err("web01 twice");
+    assert!(err.file.ends_with("b.yaml"), "{err}");
+    assert!(
+        err.reason
+            .contains("host `web01` is already the asset of line 2"),
+        "{err}"
+    );
+
+    let err = load_files(
+        "identities: [p.csv]\n",
+        &[(
+            "p.csv",
+            "user,aliases\nalice,CORP\\alice\nmallory,\"alice@corp.example\"\n",
+        )],
+    )
+    .expect_err("alias of two people");
+    assert_eq!(err.line, Some(3), "{err}");
+    assert!(
+        err.reason
+            .contains("`alice` already names the identity of line 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_misp_and_stix_values_name_the_object() {
+    let manifest = r#"{"11111111-2222-4333-8444-555555555555": {"info": "x"}}"#;
+    let event = "{\"Event\": {\"Attribute\": [\n  {\"uuid\": \"a-1\", \"type\": \"ip-dst\", \"to_ids\": true, \"value\": \"1.2.3.4\"},\n  {\"uuid\": \"a-2\", \"type\": \"ip-dst\", \"to_ids\": true, \"value\": \"evil.example\"}\n]}}";
+    let err = load_files(
+        "intel:\n  - {name: m, path: manifest.json, format: misp}\n",
+        &[
+            ("manifest.json", manifest),
+            ("11111111-2222-4333-8444-555555555555.json", event),
+        ],
+    )
+    .expect_err("domain in ip-dst refused");
+    assert!(
+        err.file
+            .ends_with("11111111-2222-4333-8444-555555555555.json"),
+        "{err}"
+    );
+    assert_eq!(err.line, Some(3), "{err}");
+    assert!(
+        err.reason.contains("a-2") && err.reason.contains("not an IP address"),
+        "{err}"
+    );
+
+    let err = load_files(
+        "intel:\n  - {name: m, path: manifest.json, format: misp}\n",
+        &[("manifest.json", r#"{"../../etc/passwd": {}}"#)],
+    )
+    .expect_err("path-like event key refused");
+    assert!(err.reason.contains("not a uuid"), "{err}");
+
+    let err = load_files(
+        "intel:\n  - {name: s, path: s.json, format: stix}\n",
+        &[(
+            "s.json",
+            r#"{"type": "bundle", "objects": [{"type": "indicator", "id": "indicator--1", "pattern": "[file:hashes.MD5 = 'abc']", "pattern_type": "stix", "valid_from": "2025-01-01T00:00:00Z"}]}"#,
+        )],
+    )
+    .expect_err("short MD5 refused");
+    assert!(err.reason.contains("not a hex hash"), "{err}");
+}
