@@ -123,6 +123,41 @@ pub fn tactic(s: &str) -> Option<&'static Tactic> {
     })
 }
 
+/// The technique, or for a sub-technique this table does not know (newer than the embedded
+/// ATT&CK version), its parent technique — products report ids from their own ATT&CK version.
+pub fn technique_or_parent(id: &TechniqueId) -> Option<&'static Technique> {
+    technique(id).or_else(|| technique(&id.parent()))
+}
+
+/// The distinct tactics of some techniques plus tactics a product named directly (by id,
+/// shortname or name), in kill-chain order: what scoring counts as "how far along the chain".
+/// Unknown ids and names are ignored.
+pub fn kill_chain<'a>(
+    techniques: impl IntoIterator<Item = &'a TechniqueId>,
+    named_tactics: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'static Tactic> {
+    let mut seen = [false; 64];
+    let mut mark = |t: &'static Tactic| {
+        if let Some(slot) = seen.get_mut(usize::from(t.order)) {
+            *slot = true;
+        }
+    };
+    for id in techniques {
+        if let Some(t) = technique_or_parent(id) {
+            t.tactics().for_each(&mut mark);
+        }
+    }
+    for name in named_tactics {
+        if let Some(t) = tactic(name) {
+            mark(t);
+        }
+    }
+    tactics()
+        .iter()
+        .filter(|t| seen.get(usize::from(t.order)).copied().unwrap_or(false))
+        .collect()
+}
+
 /// Number of techniques in the embedded table.
 pub fn technique_count() -> usize {
     TABLE_PARSED.techniques.len()
@@ -253,6 +288,30 @@ mod tests {
         assert_eq!(tactics, ["credential-access"]);
         assert!(technique(&TechniqueId::parse("T9999").expect("id")).is_none());
         assert!(technique_count() > 500, "{}", technique_count());
+    }
+
+    #[test]
+    fn kill_chain_collects_distinct_tactics_in_order() {
+        let ids: Vec<TechniqueId> = ["T1003.001", "T1566.001", "T1059", "T1003", "T1055.999"]
+            .iter()
+            .filter_map(|s| TechniqueId::parse(s))
+            .collect();
+        let chain: Vec<&str> = kill_chain(&ids, ["Exfiltration", "no such tactic"])
+            .iter()
+            .map(|t| t.shortname)
+            .collect();
+        // T1055.999 is unknown; its parent T1055 (Process Injection) adds its two tactics.
+        assert_eq!(
+            chain,
+            [
+                "initial-access",
+                "execution",
+                "privilege-escalation",
+                "defense-evasion",
+                "credential-access",
+                "exfiltration"
+            ]
+        );
     }
 
     #[test]
