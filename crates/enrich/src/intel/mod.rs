@@ -3,7 +3,7 @@
 //!
 //! Index layout, chosen for the hot path (every entity of every alert):
 //! - exact addresses in a hash map keyed by [`IpAddr`] (IPv4-mapped IPv6 folded to IPv4, as the
-//!   canonicaliser does); CIDRs in a binary prefix trie per family ([`trie`]), every containing
+//!   canonicaliser does); CIDRs in a binary prefix trie per family (the `trie` module), every containing
 //!   prefix reported, most specific first;
 //! - domains in a hash map keyed by the canonical name; a look-up walks the entity's labels
 //!   (`a.b.evil.example` → `b.evil.example` → `evil.example` → `example`), so an indicator
