@@ -732,4 +732,29 @@ mod tests {
             assert!(e.starts_with("malformed") && e.contains(want), "{p}: {e}");
         }
     }
+
+    #[test]
+    fn any_prefix_of_any_pattern_parses_or_errs_without_panicking() {
+        let patterns = [
+            "[ipv4-addr:value = '198.51.100.1/32' OR ipv6-addr:value IN ('2001:db8::1', '::1')]",
+            "([file:hashes.'SHA-256' = 'ab' AND file:size > 10] FOLLOWEDBY [x:y[*].z = t'2025-01-01T00:00:00Z']) WITHIN 5 SECONDS",
+            "[a:b NOT LIKE 'é\\\\x'] REPEATS 3 TIMES START t'2025-01-01T00:00:00Z' STOP t'2026-01-01T00:00:00Z'",
+            "[url:value MATCHES h'00ff' OR url:value = b'AA==' OR x:y[0] = -1.5 OR EXISTS z:w]",
+        ];
+        // Each full pattern is valid STIX: parsed, then refused (or kept) for indexing only.
+        assert_eq!(flat(patterns[0]).map(|v| v.len()), Ok(3));
+        for p in &patterns[1..] {
+            let why = flat(p).expect_err(p);
+            assert!(!why.starts_with("malformed"), "{p}: {why}");
+        }
+        for p in patterns {
+            let chars: Vec<char> = p.chars().collect();
+            for end in 0..=chars.len() {
+                let prefix: String = chars[..end].iter().collect();
+                let _ = flat(&prefix);
+                let suffix: String = chars[end..].iter().collect();
+                let _ = flat(&suffix);
+            }
+        }
+    }
 }
