@@ -490,6 +490,14 @@ fn config_shape_errors_are_refused() {
             "stix and misp",
         ),
         ("asets: []\n", "asets"),
+        (
+            "intel:\n  - {name: a, path: x.txt, format: list, type: ip}\n  - {name: a, path: y.txt, format: list, type: ip}\n",
+            "used twice",
+        ),
+        (
+            "intel:\n  - {name: a, path: x.txt, format: list, type: ip, confidence: 101}\n",
+            "0–100",
+        ),
         ("assets: [does-not-exist.csv]\n", "cannot read"),
     ] {
         let err = load_config(&dir, yaml).expect_err(yaml);
