@@ -1,7 +1,11 @@
 //! riposte's correlate stage: alerts become cases.
 //!
-//! (Skeleton; case formation follows.)
+//! (Docs follow.)
 
+pub mod case;
 pub mod config;
+pub mod engine;
 
-pub use config::{CaseConfig, ConfigError, IpRange};
+pub use case::{CapReason, CaseAlert, CaseChange, CaseEntity, FormedCase, Link, Note};
+pub use config::{CaseConfig, ConfigError, DEFAULT_INTERNAL_RANGES, IpRange};
+pub use engine::CaseEngine;
