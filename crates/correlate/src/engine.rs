@@ -693,6 +693,7 @@ impl State {
             return (slots[0], Vec::new());
         };
         let mut absorbed = Vec::new();
+        let dst_id = self.case_id(dst);
         for &(src, _, _) in &order {
             if src == dst {
                 continue;
@@ -724,6 +725,9 @@ impl State {
             into.id = kept;
         }
         if let Some(c) = self.cases.get(dst as usize).and_then(Option::as_ref) {
+            if !same(&dst_id, &c.id) {
+                self.by_id.remove(&*dst_id);
+            }
             self.by_id.insert(c.id.clone(), dst);
             absorbed.retain(|id| !same(id, &c.id));
         }
@@ -825,5 +829,361 @@ impl Default for FormedCase {
             notes: Vec::new(),
             serial: u64::MAX,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use riposte_domain::{Entity, Severity};
+
+    use super::*;
+
+    const T0: i64 = 1_700_000_000;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(T0 + secs).expect("in range")
+    }
+
+    fn alert(id: &str, secs: i64, entities: &[(EntityKind, &str)]) -> Alert {
+        Alert {
+            id: id.into(),
+            decoder: "test".into(),
+            product: "test".into(),
+            source_id: None,
+            time: at(secs),
+            time_original: String::new(),
+            title: id.into(),
+            description: None,
+            severity: Severity::unknown(),
+            rule: None,
+            entities: entities
+                .iter()
+                .map(|(k, v)| Entity::new(*k, Role::Related, *v))
+                .collect(),
+            techniques: Vec::new(),
+            tactics: Vec::new(),
+            original: serde_json::Value::Null,
+            origin: None,
+        }
+    }
+
+    fn engine() -> CaseEngine {
+        CaseEngine::new(&CaseConfig::default()).expect("defaults are valid")
+    }
+
+    /// The open cases as `id: alert ids`, for readable assertions.
+    fn shape(e: &CaseEngine) -> Vec<String> {
+        e.open_cases()
+            .iter()
+            .map(|c| {
+                let ids: Vec<&str> = c.alerts.iter().map(|a| &*a.id).collect();
+                format!("{}: {}", c.id, ids.join(" "))
+            })
+            .collect()
+    }
+
+    use EntityKind::{Domain, Host, Ip, User};
+    const H: i64 = 3600;
+
+    #[test]
+    fn shared_host_joins_and_the_link_says_why() {
+        let mut e = engine();
+        let ch = e.add(&alert("a1", 0, &[(Host, "ws-1"), (Domain, "evil.example")]));
+        assert_eq!(ch, [CaseChange::Created { case: "ca1".into() }]);
+        let ch = e.add(&alert("a2", 600, &[(Host, "ws-1"), (User, "bob")]));
+        assert_eq!(ch, [CaseChange::Joined { case: "ca1".into() }]);
+        let c = e.case("ca1").expect("open");
+        assert_eq!(c.links.len(), 1);
+        let l = &c.links[0];
+        assert_eq!(
+            (&*l.alert, &*l.with, l.kind, &*l.value),
+            ("a2", "a1", Host, "ws-1")
+        );
+        assert_eq!(l.gap, SignedDuration::from_mins(10));
+        let kinds: Vec<EntityKind> = c.entities.iter().map(|x| x.kind).collect();
+        assert_eq!(kinds, [Host, Domain, User]);
+        let case = c.to_case();
+        assert_eq!(case.alert_ids, ["a1", "a2"]);
+        assert_eq!(case.first_seen, at(0));
+        assert_eq!(case.last_seen, at(600));
+    }
+
+    #[test]
+    fn only_joining_kinds_and_internal_addresses_join() {
+        let mut e = engine();
+        e.add(&alert(
+            "a1",
+            0,
+            &[(Domain, "evil.example"), (Ip, "8.8.8.8")],
+        ));
+        e.add(&alert(
+            "a2",
+            1,
+            &[(Domain, "evil.example"), (Ip, "8.8.8.8")],
+        ));
+        e.add(&alert("a3", 2, &[(Ip, "10.0.0.5")]));
+        e.add(&alert("a4", 3, &[(Ip, "10.0.0.5")]));
+        assert_eq!(shape(&e), ["ca1: a1", "ca2: a2", "ca3: a3 a4"]);
+    }
+
+    #[test]
+    fn gap_edge_is_inclusive() {
+        let mut e = engine();
+        e.add(&alert("a1", 0, &[(Host, "h")]));
+        e.add(&alert("a2", H, &[(Host, "h")]));
+        e.add(&alert("a3", 2 * H + 1, &[(Host, "h")]));
+        assert_eq!(shape(&e), ["ca1: a1 a2", "ca3: a3"]);
+    }
+
+    #[test]
+    fn span_edge_is_inclusive_and_a_long_chain_splits() {
+        let mut e = engine();
+        // Every 50 minutes for 30 hours: gaps all fit, the span does not.
+        for i in 0..=36 {
+            e.add(&alert(&format!("a{i:02}"), i * 50 * 60, &[(User, "alice")]));
+        }
+        let cases = e.open_cases();
+        assert_eq!(cases.len(), 2);
+        // 24 h = 28.8 × 50 min: alerts 0..=28 fit (28 × 50 min = 23 h 20 min).
+        assert_eq!(cases[0].alerts.len(), 29);
+        assert_eq!(&*cases[1].id, "ca29");
+
+        let mut e = engine();
+        for i in 0..=24 {
+            e.add(&alert(&format!("b{i:02}"), i * H, &[(User, "alice")]));
+        }
+        // Exactly 24 h from first to last still fits.
+        assert_eq!(e.open_cases().len(), 1);
+        e.add(&alert("b25", 25 * H, &[(User, "alice")]));
+        assert_eq!(e.open_cases().len(), 2);
+    }
+
+    #[test]
+    fn bridging_alert_merges_and_keeps_the_oldest_id() {
+        let mut e = engine();
+        e.add(&alert("x1", 0, &[(Host, "ws-1")]));
+        e.add(&alert("y1", 60, &[(User, "bob")]));
+        e.add(&alert("y2", 120, &[(User, "bob"), (Host, "srv-9")]));
+        assert_eq!(shape(&e), ["cx1: x1", "cy1: y1 y2"]);
+        let ch = e.add(&alert("z", 180, &[(User, "bob"), (Host, "ws-1")]));
+        assert_eq!(
+            ch,
+            [CaseChange::Merged {
+                case: "cx1".into(),
+                absorbed: vec!["cy1".into()],
+            }]
+        );
+        assert_eq!(shape(&e), ["cx1: x1 y1 y2 z"]);
+        let c = e.case("cx1").expect("open");
+        assert!(e.case("cy1").is_none());
+        let why: Vec<(&str, &str, &str)> = c
+            .links
+            .iter()
+            .map(|l| (&*l.alert, &*l.with, &*l.value))
+            .collect();
+        assert_eq!(
+            why,
+            [("y2", "y1", "bob"), ("z", "y2", "bob"), ("z", "x1", "ws-1")]
+        );
+        // The merged case joins through entities of both halves.
+        e.add(&alert("w", 240, &[(Host, "srv-9")]));
+        assert_eq!(shape(&e), ["cx1: x1 y1 y2 z w"]);
+    }
+
+    #[test]
+    fn merge_never_exceeds_the_span() {
+        let mut e = engine();
+        // Case A spans 23 h on ws-1; case B starts at 23 h on bob.
+        e.add(&alert("a0", 0, &[(Host, "ws-1")]));
+        for i in 1..=23 {
+            e.add(&alert(&format!("a{i:02}"), i * H, &[(Host, "ws-1")]));
+        }
+        e.add(&alert("b0", 23 * H + 1800, &[(User, "bob")]));
+        // Bridging at 24 h + 2 min: A's span would exceed 24 h, so it joins only B.
+        e.add(&alert("z", 24 * H + 120, &[(User, "bob"), (Host, "ws-1")]));
+        let cases = e.open_cases();
+        assert_eq!(cases.len(), 2, "{:?}", shape(&e));
+        assert!(cases.iter().all(
+            |c| c.last_seen().duration_since(c.first_seen()) <= SignedDuration::from_hours(24)
+        ));
+        assert_eq!(shape(&e)[1], "cb0: b0 z");
+    }
+
+    #[test]
+    fn an_entity_on_too_many_cases_stops_joining_and_cases_say_so() {
+        let config = CaseConfig {
+            max_cases_per_entity: 3,
+            ..CaseConfig::default()
+        };
+        let mut e = CaseEngine::new(&config).expect("valid");
+        // dc-1 authenticates five different hosts, each with activity of its own.
+        let mut capped = Vec::new();
+        for i in 0..5 {
+            let host = format!("ws-{i}");
+            e.add(&alert(&format!("h{i}"), i * 60, &[(Host, &host)]));
+            let ch = e.add(&alert(
+                &format!("d{i}"),
+                i * 60 + 1,
+                &[(Host, &host), (Host, "dc-1")],
+            ));
+            capped.extend(
+                ch.into_iter()
+                    .filter(|c| matches!(c, CaseChange::EntityCapped { .. })),
+            );
+        }
+        // The first three pull ws-0..2 together, the fourth capped dc-1: ws-3, ws-4 stay apart.
+        assert_eq!(
+            shape(&e),
+            ["ch0: h0 d0 h1 d1 h2 d2", "ch3: h3 d3", "ch4: h4 d4"]
+        );
+        let reason = CapReason::Cases { seen: 4, limit: 3 };
+        assert_eq!(
+            capped,
+            [
+                CaseChange::EntityCapped {
+                    case: "ch3".into(),
+                    kind: Host,
+                    value: "dc-1".into(),
+                    reason,
+                },
+                CaseChange::EntityCapped {
+                    case: "ch0".into(),
+                    kind: Host,
+                    value: "dc-1".into(),
+                    reason,
+                },
+                CaseChange::EntityCapped {
+                    case: "ch4".into(),
+                    kind: Host,
+                    value: "dc-1".into(),
+                    reason,
+                },
+            ]
+        );
+        for c in e.open_cases() {
+            assert!(c.has_cap_note(Host, &Arc::from("dc-1")), "{}", c.id);
+        }
+        // Still capped later in the span; free again after a quiet span.
+        e.add(&alert("late", 3 * H, &[(Host, "dc-1")]));
+        e.add(&alert("late2", 3 * H + 1, &[(Host, "dc-1")]));
+        assert!(e.case("clate2").is_some());
+        e.add(&alert("fresh", 30 * H, &[(Host, "dc-1")]));
+        e.add(&alert("fresh2", 30 * H + 1, &[(Host, "dc-1")]));
+        assert!(e.case("cfresh2").is_none());
+        assert_eq!(e.case("cfresh").map(|c| c.alerts.len()), Some(2));
+    }
+
+    #[test]
+    fn an_entity_on_too_many_alerts_stops_joining() {
+        let config = CaseConfig {
+            max_alerts_per_entity: 4,
+            ..CaseConfig::default()
+        };
+        let mut e = CaseEngine::new(&config).expect("valid");
+        for i in 0..6 {
+            e.add(&alert(&format!("s{i}"), i, &[(Ip, "10.9.9.9")]));
+        }
+        assert_eq!(shape(&e), ["cs0: s0 s1 s2 s3", "cs4: s4", "cs5: s5"]);
+        let c = e.case("cs0").expect("open");
+        assert!(matches!(
+            c.notes[..],
+            [Note::EntityCapped {
+                reason: CapReason::Alerts { seen: 5, limit: 4 },
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_late_alert_lands_where_it_would_have_in_order() {
+        let alerts = [
+            alert("a", 0, &[(Host, "ws-1")]),
+            alert("b", 30 * 60, &[(User, "bob")]),
+            alert("c", 40 * 60, &[(User, "bob"), (Host, "ws-1")]),
+            alert("d", 50 * 60, &[(Host, "ws-1")]),
+        ];
+        let mut in_order = engine();
+        for a in &alerts {
+            in_order.add(a);
+        }
+        let mut late = engine();
+        late.add(&alerts[0]);
+        late.add(&alerts[1]);
+        late.add(&alerts[3]);
+        assert_eq!(shape(&late), ["ca: a d", "cb: b"]);
+        let ch = late.add(&alerts[2]);
+        assert_eq!(
+            ch,
+            [
+                CaseChange::Withdrawn { case: "cb".into() },
+                CaseChange::Revised { case: "ca".into() },
+            ]
+        );
+        assert_eq!(shape(&late), shape(&in_order));
+        assert_eq!(late.open_cases(), in_order.open_cases());
+        // An alert earlier than a case's first takes over its id.
+        let ch = late.add(&alert("_early", -60, &[(Host, "ws-1")]));
+        assert_eq!(
+            ch,
+            [
+                CaseChange::Withdrawn { case: "ca".into() },
+                CaseChange::Revised {
+                    case: "c_early".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn too_late_alerts_get_a_case_of_their_own() {
+        let mut e = engine();
+        e.add(&alert("a", 0, &[(Host, "ws-1")]));
+        e.add(&alert("b", 3 * H, &[(Host, "ws-1")]));
+        let ch = e.add(&alert("old", 10, &[(Host, "ws-1")]));
+        assert_eq!(
+            ch,
+            [CaseChange::Created {
+                case: "cold".into()
+            }]
+        );
+        let c = e.case("cold").expect("held until expire");
+        assert!(matches!(c.notes[..], [Note::ArrivedTooLate { .. }]));
+        let closed = e.expire(at(3 * H));
+        let ids: Vec<&str> = closed.iter().map(|c| &*c.id).collect();
+        assert_eq!(ids, ["ca", "cold"]);
+        assert_eq!(shape(&e), ["cb: b"]);
+    }
+
+    #[test]
+    fn expire_closes_after_deadline_plus_lateness() {
+        let mut e = engine();
+        e.add(&alert("a", 0, &[(Host, "ws-1")]));
+        // Deadline is 1 h; lateness 1 h more: still open at exactly 2 h.
+        assert!(e.expire(at(2 * H)).is_empty());
+        assert_eq!(e.open_case_count(), 1);
+        let closed = e.expire(at(2 * H + 1));
+        assert_eq!(closed.len(), 1);
+        assert_eq!(e.open_case_count(), 0);
+        // Nothing joins a closed case: the same host starts a new one.
+        e.add(&alert("b", 2 * H + 2, &[(Host, "ws-1")]));
+        assert_eq!(shape(&e), ["cb: b"]);
+    }
+
+    #[test]
+    fn same_input_twice_gives_identical_cases() {
+        let run = || {
+            let mut e = engine();
+            for i in 0..50i64 {
+                let host = format!("h{}", i % 7);
+                let user = format!("u{}", (i * 3) % 5);
+                e.add(&alert(
+                    &format!("a{i}"),
+                    i * 400,
+                    &[(Host, &host), (User, &user)],
+                ));
+            }
+            e.open_cases().into_iter().cloned().collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run());
     }
 }
