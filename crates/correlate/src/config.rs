@@ -32,6 +32,12 @@ pub struct CaseConfig {
     /// How late (behind the newest alert seen) an alert may arrive and still land where it
     /// would have landed in order. Later ones get a case of their own, with a note saying why.
     pub max_lateness: SignedDuration,
+    /// How long alerts are held back, in time order, before they are placed. Sources that
+    /// deliver slightly out of order (batching agents, several collectors) then cost nothing
+    /// extra; an alert later than this but within `max_lateness` makes the engine re-form
+    /// the window from a snapshot, which costs about as much as the open state. Zero (the
+    /// default) places every alert as it comes, so `add` reports where that alert landed.
+    pub reorder_delay: SignedDuration,
     /// An entity seen with more than this many distinct cases within `max_span` stops joining
     /// (a domain controller, a proxy, a scanner would otherwise glue unrelated cases).
     pub max_cases_per_entity: usize,
@@ -65,6 +71,7 @@ impl Default for CaseConfig {
             max_gap: SignedDuration::from_hours(1),
             max_span: SignedDuration::from_hours(24),
             max_lateness: SignedDuration::from_hours(1),
+            reorder_delay: SignedDuration::ZERO,
             max_cases_per_entity: 25,
             max_alerts_per_entity: 500,
         }
@@ -81,6 +88,10 @@ pub enum ConfigError {
     GapOverSpan { gap: String, span: String },
     #[error("correlate.max_lateness: must not be negative, not {0}")]
     NegativeLateness(String),
+    #[error(
+        "correlate.reorder_delay ({delay}) must be between zero and correlate.max_lateness ({lateness})"
+    )]
+    BadReorderDelay { delay: String, lateness: String },
 }
 
 /// An address range, `addr/prefix`.
@@ -136,6 +147,7 @@ pub(crate) struct Rules {
     pub max_gap: SignedDuration,
     pub max_span: SignedDuration,
     pub max_lateness: SignedDuration,
+    pub reorder_delay: SignedDuration,
     pub max_cases: usize,
     pub max_alerts: usize,
 }
@@ -171,6 +183,12 @@ impl Rules {
                 c.max_lateness
             )));
         }
+        if c.reorder_delay.is_negative() || c.reorder_delay > c.max_lateness {
+            return Err(ConfigError::BadReorderDelay {
+                delay: format!("{:#}", c.reorder_delay),
+                lateness: format!("{:#}", c.max_lateness),
+            });
+        }
         for (field, n) in [
             ("max_cases_per_entity", c.max_cases_per_entity),
             ("max_alerts_per_entity", c.max_alerts_per_entity),
@@ -189,6 +207,7 @@ impl Rules {
             max_gap: c.max_gap,
             max_span: c.max_span,
             max_lateness: c.max_lateness,
+            reorder_delay: c.reorder_delay,
             max_cases: c.max_cases_per_entity,
             max_alerts: c.max_alerts_per_entity,
         })

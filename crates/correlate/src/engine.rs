@@ -7,7 +7,7 @@
 //! that arrives out of order puts the state back to a snapshot taken before its time and
 //! places everything from there again, in order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -36,7 +36,20 @@ pub struct CaseEngine {
     closed_through: Option<Timestamp>,
     /// Cases of alerts that came too late to be correlated, until `expire` hands them out.
     stragglers: Vec<FormedCase>,
+    /// Alerts held back for `reorder_delay`, in (time, id, arrival) order.
+    held: BTreeMap<(Timestamp, Arc<str>, u64), Logged>,
+    arrivals: u64,
     scratch: Scratch,
+}
+
+/// What [`CaseEngine::expire`] did.
+#[derive(Debug, Default)]
+pub struct Expiry {
+    /// Changes from alerts released from the reorder buffer on the way.
+    pub changes: Vec<CaseChange>,
+    /// Cases nothing can join any more, in (first seen, id) order, with too-late alerts'
+    /// cases. The engine has forgotten them.
+    pub closed: Vec<FormedCase>,
 }
 
 /// An alert as case formation needs it.
@@ -137,48 +150,55 @@ impl CaseEngine {
             last_key: None,
             closed_through: None,
             stragglers: Vec::new(),
+            held: BTreeMap::new(),
+            arrivals: 0,
             scratch: Scratch::default(),
         })
     }
 
-    /// Places one alert and says what changed.
+    /// Takes one alert and says what changed: where it landed, or, with a reorder delay,
+    /// where the alerts it released landed.
     ///
     /// Alert ids are taken to be unique (the store de-duplicates before this stage).
     pub fn add(&mut self, alert: &Alert) -> Vec<CaseChange> {
         let mut out = Vec::new();
         let logged = self.logged(alert);
         let t = logged.time;
-        if let Some(wm) = self.watermark
-            && t < minus(wm, self.rules.max_lateness)
-        {
-            self.straggler(logged, wm.duration_since(t), &mut out);
-            return out;
+        if self.too_late(t) {
+            return self.straggle(logged);
         }
-        self.watermark = Some(self.watermark.map_or(t, |w| w.max(t)));
-        let in_order = self
-            .last_key
-            .as_ref()
-            .is_none_or(|(lt, lid)| (t, &*logged.id) >= (*lt, &**lid));
-        if in_order || self.snapshots.is_empty() {
-            self.maybe_snapshot(t);
-            self.state
-                .place(&self.rules, &mut self.scratch, &logged, &mut out);
-            if in_order {
-                self.last_key = Some((t, logged.id.clone()));
-            }
-            if !self.snapshots.is_empty() {
-                self.log.push_back(logged);
-            }
+        let wm = self.watermark.map_or(t, |w| w.max(t));
+        self.watermark = Some(wm);
+        if self.rules.reorder_delay.is_zero() {
+            self.release(logged, &mut out);
         } else {
-            self.replay_with(logged, &mut out);
+            self.held
+                .insert((t, logged.id.clone(), self.arrivals), logged);
+            self.arrivals += 1;
+            self.release_until(minus(wm, self.rules.reorder_delay), &mut out);
         }
         out
     }
 
+    /// Places every alert still held back by the reorder delay (at the end of a replay,
+    /// before shutting down).
+    pub fn flush(&mut self) -> Vec<CaseChange> {
+        let mut out = Vec::new();
+        self.release_until(Timestamp::MAX, &mut out);
+        out
+    }
+
+    /// Alerts held back by the reorder delay, not yet in any case.
+    pub fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
     /// Closes every case nothing can join any more, given that alerts up to `now` have been
     /// seen (or are given up on): its deadline is more than `max_lateness` before `now`.
-    /// Returns them in (first seen, id) order, with any too-late alerts' cases.
-    pub fn expire(&mut self, now: Timestamp) -> Vec<FormedCase> {
+    /// Held alerts due by `now` are placed first.
+    pub fn expire(&mut self, now: Timestamp) -> Expiry {
+        let mut changes = Vec::new();
+        self.release_until(minus(now, self.rules.reorder_delay), &mut changes);
         let wm = self.watermark.map_or(now, |w| w.max(now));
         self.watermark = Some(wm);
         let horizon = minus(wm, self.rules.max_lateness);
@@ -200,7 +220,46 @@ impl CaseEngine {
                 self.log.pop_front();
             }
         }
-        closed
+        Expiry { changes, closed }
+    }
+
+    fn too_late(&self, t: Timestamp) -> bool {
+        self.watermark
+            .is_some_and(|wm| t < minus(wm, self.rules.max_lateness))
+    }
+
+    fn release_until(&mut self, until: Timestamp, out: &mut Vec<CaseChange>) {
+        while let Some(entry) = self.held.first_entry() {
+            if entry.key().0 > until {
+                break;
+            }
+            // It was in time when it came; the cases it can join are still open, because
+            // `expire` places what is due before it closes anything.
+            let logged = entry.remove();
+            self.release(logged, out);
+        }
+    }
+
+    /// Places an alert that is not too late: in order when it is, else by re-forming.
+    fn release(&mut self, logged: Logged, out: &mut Vec<CaseChange>) {
+        let t = logged.time;
+        let in_order = self
+            .last_key
+            .as_ref()
+            .is_none_or(|(lt, lid)| (t, &*logged.id) >= (*lt, &**lid));
+        if in_order || self.snapshots.is_empty() {
+            self.maybe_snapshot(t);
+            self.state
+                .place(&self.rules, &mut self.scratch, &logged, out);
+            if in_order {
+                self.last_key = Some((t, logged.id.clone()));
+            }
+            if !self.snapshots.is_empty() {
+                self.log.push_back(logged);
+            }
+        } else {
+            self.replay_with(logged, out);
+        }
     }
 
     /// An open case (or a too-late alert's case not yet handed out) by id.
@@ -256,7 +315,10 @@ impl CaseEngine {
         }
     }
 
-    fn straggler(&mut self, a: Logged, behind: SignedDuration, out: &mut Vec<CaseChange>) {
+    fn straggle(&mut self, a: Logged) -> Vec<CaseChange> {
+        let behind = self
+            .watermark
+            .map_or(SignedDuration::ZERO, |wm| wm.duration_since(a.time));
         let id: Arc<str> = Arc::from(format!("c{}", a.id));
         let mut case = FormedCase {
             id: id.clone(),
@@ -274,7 +336,7 @@ impl CaseEngine {
         };
         add_entities(&mut case, &a);
         self.stragglers.push(case);
-        out.push(CaseChange::Created { case: id });
+        vec![CaseChange::Created { case: id }]
     }
 
     /// Re-forms the window with a late alert: back to the newest snapshot before it, then
@@ -1135,6 +1197,39 @@ mod tests {
     }
 
     #[test]
+    fn the_reorder_delay_holds_alerts_back_and_places_them_in_order() {
+        let config = CaseConfig {
+            reorder_delay: SignedDuration::from_mins(5),
+            ..CaseConfig::default()
+        };
+        let mut e = CaseEngine::new(&config).expect("valid");
+        assert!(e.add(&alert("b", 120, &[(Host, "ws-1")])).is_empty());
+        assert!(e.add(&alert("a", 60, &[(Host, "ws-1")])).is_empty());
+        assert_eq!(e.held_count(), 2);
+        // Six minutes on, both are due and land in time order: "a" first.
+        let ch = e.add(&alert("c", 60 + 6 * 60, &[(Host, "ws-1")]));
+        assert_eq!(
+            ch,
+            [
+                CaseChange::Created { case: "ca".into() },
+                CaseChange::Joined { case: "ca".into() },
+            ]
+        );
+        assert_eq!(e.flush(), [CaseChange::Joined { case: "ca".into() }]);
+        assert_eq!(shape(&e), ["ca: a b c"]);
+        assert_eq!(e.held_count(), 0);
+
+        let bad = CaseConfig {
+            reorder_delay: SignedDuration::from_hours(2),
+            ..CaseConfig::default()
+        };
+        assert!(matches!(
+            CaseEngine::new(&bad),
+            Err(ConfigError::BadReorderDelay { .. })
+        ));
+    }
+
+    #[test]
     fn too_late_alerts_get_a_case_of_their_own() {
         let mut e = engine();
         e.add(&alert("a", 0, &[(Host, "ws-1")]));
@@ -1148,7 +1243,7 @@ mod tests {
         );
         let c = e.case("cold").expect("held until expire");
         assert!(matches!(c.notes[..], [Note::ArrivedTooLate { .. }]));
-        let closed = e.expire(at(3 * H));
+        let closed = e.expire(at(3 * H)).closed;
         let ids: Vec<&str> = closed.iter().map(|c| &*c.id).collect();
         assert_eq!(ids, ["ca", "cold"]);
         assert_eq!(shape(&e), ["cb: b"]);
@@ -1159,9 +1254,9 @@ mod tests {
         let mut e = engine();
         e.add(&alert("a", 0, &[(Host, "ws-1")]));
         // Deadline is 1 h; lateness 1 h more: still open at exactly 2 h.
-        assert!(e.expire(at(2 * H)).is_empty());
+        assert!(e.expire(at(2 * H)).closed.is_empty());
         assert_eq!(e.open_case_count(), 1);
-        let closed = e.expire(at(2 * H + 1));
+        let closed = e.expire(at(2 * H + 1)).closed;
         assert_eq!(closed.len(), 1);
         assert_eq!(e.open_case_count(), 0);
         // Nothing joins a closed case: the same host starts a new one.

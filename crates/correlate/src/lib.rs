@@ -8,4 +8,4 @@ pub mod engine;
 
 pub use case::{CapReason, CaseAlert, CaseChange, CaseEntity, FormedCase, Link, Note};
 pub use config::{CaseConfig, ConfigError, DEFAULT_INTERNAL_RANGES, IpRange};
-pub use engine::CaseEngine;
+pub use engine::{CaseEngine, Expiry};

@@ -84,7 +84,7 @@ fn stream(seed: u64) -> Vec<Alert> {
     out
 }
 
-fn configs() -> [(&'static str, CaseConfig); 2] {
+fn configs() -> [(&'static str, CaseConfig); 3] {
     [
         ("default", CaseConfig::default()),
         (
@@ -92,6 +92,14 @@ fn configs() -> [(&'static str, CaseConfig); 2] {
             CaseConfig {
                 max_cases_per_entity: 3,
                 max_alerts_per_entity: 12,
+                ..CaseConfig::default()
+            },
+        ),
+        (
+            "reorder 10 min",
+            CaseConfig {
+                reorder_delay: SignedDuration::from_mins(10),
+                max_cases_per_entity: 4,
                 ..CaseConfig::default()
             },
         ),
@@ -108,10 +116,10 @@ fn run(config: &CaseConfig, alerts: &[&Alert], expire_every: usize) -> Vec<Forme
             && i % expire_every == 0
             && let Some(wm) = e.watermark()
         {
-            all.extend(e.expire(wm));
+            all.extend(e.expire(wm).closed);
         }
     }
-    all.extend(e.expire(Timestamp::MAX));
+    all.extend(e.expire(Timestamp::MAX).closed);
     all.sort_by(|a, b| a.id.cmp(&b.id));
     all
 }
