@@ -83,6 +83,8 @@ pub struct FormedCase {
     pub notes: Vec<Note>,
     /// Creation order of the (surviving) case; decides which id a merged case keeps.
     pub(crate) serial: u64,
+    /// The last instant an alert can join it; kept because every candidate lookup asks.
+    pub(crate) deadline: Timestamp,
 }
 
 impl FormedCase {

@@ -127,7 +127,7 @@ fn minus(t: Timestamp, d: SignedDuration) -> Timestamp {
 
 /// The last instant an alert can join the case: `max_gap` after its last alert, but never
 /// beyond `max_span` after its first.
-fn deadline(rules: &Rules, c: &FormedCase) -> Timestamp {
+fn compute_deadline(rules: &Rules, c: &FormedCase) -> Timestamp {
     plus(c.last_seen(), rules.max_gap).min(plus(c.first_seen(), rules.max_span))
 }
 
@@ -333,6 +333,7 @@ impl CaseEngine {
                 behind,
             }],
             serial: u64::MAX,
+            deadline: a.time,
         };
         add_entities(&mut case, &a);
         self.stragglers.push(case);
@@ -493,7 +494,7 @@ impl State {
                 cases
                     .get(m.slot as usize)
                     .and_then(Option::as_ref)
-                    .is_some_and(|c| deadline(rules, c) >= t)
+                    .is_some_and(|c| c.deadline >= t)
             });
             if es.capped.is_some() {
                 j.capped = true;
@@ -583,7 +584,7 @@ impl State {
         let created = sc.slots.is_empty();
         let (slot, change) = match sc.slots.len() {
             0 => {
-                let slot = self.create(a);
+                let slot = self.create(rules, a);
                 let id = self.case_id(slot);
                 (slot, CaseChange::Created { case: id })
             }
@@ -637,6 +638,7 @@ impl State {
                 });
             }
             add_entities(case, a);
+            case.deadline = compute_deadline(rules, case);
         }
         let case_id = case.id.clone();
 
@@ -699,7 +701,7 @@ impl State {
             .map_or_else(|| Arc::from(""), |c| c.id.clone())
     }
 
-    fn create(&mut self, a: &Logged) -> u32 {
+    fn create(&mut self, rules: &Rules, a: &Logged) -> u32 {
         let serial = self.next_serial;
         self.next_serial += 1;
         let mut id: Arc<str> = Arc::from(format!("c{}", a.id));
@@ -717,7 +719,9 @@ impl State {
             links: Vec::new(),
             notes: Vec::new(),
             serial,
+            deadline: a.time,
         };
+        case.deadline = compute_deadline(rules, &case);
         add_entities(&mut case, a);
         let slot = match self.free.pop() {
             Some(s) => {
@@ -803,7 +807,7 @@ impl State {
         for slot in 0..self.cases.len() {
             let due = self.cases[slot]
                 .as_ref()
-                .is_some_and(|c| deadline(rules, c) < horizon);
+                .is_some_and(|c| c.deadline < horizon);
             if !due {
                 continue;
             }
@@ -890,6 +894,7 @@ impl Default for FormedCase {
             links: Vec::new(),
             notes: Vec::new(),
             serial: u64::MAX,
+            deadline: Timestamp::MIN,
         }
     }
 }
