@@ -2,7 +2,7 @@
 //! internal, how wide the window is and when an entity is too common to join anything.
 //!
 //! [`CaseConfig`] is what the configuration file holds (every field has a default);
-//! [`Rules`] is the checked form the engine runs on, so a bad range is refused once, at start,
+//! `Rules` is the checked form the engine runs on, so a bad range is refused once, at start,
 //! with the range named, and never looked at again per alert.
 
 use std::net::IpAddr;

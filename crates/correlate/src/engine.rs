@@ -2,7 +2,7 @@
 //! index from entity to the cases it joins, and what it needs to re-form the window when an
 //! alert arrives late.
 //!
-//! Everything that decides where an alert lands lives in [`State::place`], which sees alerts
+//! Everything that decides where an alert lands lives in `State::place`, which sees alerts
 //! strictly in (time, id) order. The engine's job around it is to keep that promise: an alert
 //! that arrives out of order puts the state back to a snapshot taken before its time and
 //! places everything from there again, in order.
@@ -203,7 +203,7 @@ impl CaseEngine {
         self.watermark = Some(wm);
         let horizon = minus(wm, self.rules.max_lateness);
         self.closed_through = Some(horizon);
-        let mut closed = self.state.close_before(&self.rules, horizon);
+        let mut closed = self.state.close_before(horizon);
         closed.append(&mut self.stragglers);
         closed.sort_by(|a, b| (a.first_seen(), &a.id).cmp(&(b.first_seen(), &b.id)));
         // Forget entities that have been quiet for a whole span and join no open case: they
@@ -378,7 +378,7 @@ impl CaseEngine {
         }
         if let Some(h) = self.closed_through {
             // Already handed out by `expire`; a later alert cannot have changed them.
-            self.state.close_before(&self.rules, h);
+            self.state.close_before(h);
         }
         let mut after: Vec<(&Arc<str>, Summary)> = self
             .state
@@ -802,7 +802,7 @@ impl State {
     }
 
     /// Removes the cases whose deadline is before `horizon` and returns them.
-    fn close_before(&mut self, rules: &Rules, horizon: Timestamp) -> Vec<FormedCase> {
+    fn close_before(&mut self, horizon: Timestamp) -> Vec<FormedCase> {
         let mut closed = Vec::new();
         for slot in 0..self.cases.len() {
             let due = self.cases[slot]
