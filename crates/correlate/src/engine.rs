@@ -345,11 +345,12 @@ impl CaseEngine {
     /// withdrawn cases.
     fn replay_with(&mut self, late: Logged, out: &mut Vec<CaseChange>) {
         let key = (late.time, late.id.clone());
-        let k = self
-            .snapshots
-            .iter()
-            .rposition(|(t, _)| *t <= late.time)
-            .unwrap_or(0);
+        let Some(k) = self.snapshots.iter().rposition(|(t, _)| *t <= late.time) else {
+            // Cannot happen while the oldest snapshot is kept at or before the lateness
+            // horizon; if it did, the alert is still kept, uncorrelated.
+            out.extend(self.straggle(late));
+            return;
+        };
         let before: HashMap<Arc<str>, Summary> = self
             .state
             .cases

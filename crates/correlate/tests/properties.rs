@@ -8,9 +8,9 @@ use jiff::{SignedDuration, Timestamp};
 use riposte_correlate::{CaseConfig, CaseEngine, FormedCase, Note};
 use riposte_domain::{Alert, Entity, EntityKind, Role, Severity};
 
-const SEEDS: u64 = 200;
+const SEEDS: u64 = 150;
 /// Late arrivals replay part of the window each, so fewer seeds keep `cargo test` quick.
-const LATE_SEEDS: u64 = 80;
+const LATE_SEEDS: u64 = 60;
 const ALERTS: usize = 150;
 
 /// xorshift64*: small, seeded, good enough to pick hosts and gaps.
