@@ -23,6 +23,31 @@ pub struct CaseEntity {
     pub kind: EntityKind,
     pub role: Role,
     pub value: Arc<str>,
+    /// [`entity_hash`] of kind and value: a case's entities are searched linearly, and this
+    /// settles almost every comparison without looking at the strings.
+    pub(crate) hash: u64,
+}
+
+impl CaseEntity {
+    pub(crate) fn new(kind: EntityKind, role: Role, value: Arc<str>) -> CaseEntity {
+        CaseEntity {
+            kind,
+            role,
+            hash: entity_hash(kind, &value),
+            value,
+        }
+    }
+}
+
+/// FNV-1a over the kind and the value. Only a filter before the real comparison, so it need
+/// not resist crafted collisions.
+pub(crate) fn entity_hash(kind: EntityKind, value: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in std::iter::once(kind as u8).chain(value.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// Why an alert is in its case: it shares `kind`/`value` with the case's alert `with` (the
@@ -121,10 +146,10 @@ impl FormedCase {
         }
     }
 
-    pub(crate) fn has_entity(&self, kind: EntityKind, value: &Arc<str>) -> bool {
+    pub(crate) fn has_entity(&self, e: &CaseEntity) -> bool {
         self.entities
             .iter()
-            .any(|e| e.kind == kind && same(&e.value, value))
+            .any(|x| x.hash == e.hash && x.kind == e.kind && same(&x.value, &e.value))
     }
 
     pub(crate) fn has_cap_note(&self, kind: EntityKind, value: &Arc<str>) -> bool {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use riposte_domain::{Alert, EntityKind, Role};
+use riposte_domain::{Alert, EntityKind};
 
 use crate::case::{CapReason, CaseAlert, CaseChange, CaseEntity, FormedCase, Link, Note, same};
 use crate::config::{CaseConfig, ConfigError, Rules, kind_index};
@@ -57,7 +57,7 @@ pub struct Expiry {
 struct Logged {
     time: Timestamp,
     id: Arc<str>,
-    entities: Box<[(EntityKind, Role, Arc<str>)]>,
+    entities: Box<[CaseEntity]>,
 }
 
 /// Everything placement decides from; cloned whole for a snapshot.
@@ -296,7 +296,7 @@ impl CaseEngine {
                 let value = self.state.entities[kind_index(e.kind)]
                     .get_key_value(e.value.as_str())
                     .map_or_else(|| Arc::from(e.value.as_str()), |(k, _)| k.clone());
-                (e.kind, e.role, value)
+                CaseEntity::new(e.kind, e.role, value)
             })
             .collect();
         Logged {
@@ -426,13 +426,9 @@ impl Summary {
 }
 
 fn add_entities(case: &mut FormedCase, a: &Logged) {
-    for (kind, role, value) in a.entities.iter() {
-        if !case.has_entity(*kind, value) {
-            case.entities.push(CaseEntity {
-                kind: *kind,
-                role: *role,
-                value: value.clone(),
-            });
+    for e in a.entities.iter() {
+        if !case.has_entity(e) {
+            case.entities.push(e.clone());
         }
     }
 }
@@ -463,7 +459,7 @@ impl State {
         let span_start = minus(t, rules.max_span);
         sc.joiners.clear();
         sc.cands.clear();
-        for (kind, _, value) in a.entities.iter() {
+        for CaseEntity { kind, value, .. } in a.entities.iter() {
             if rules.joins(*kind, value)
                 && !sc
                     .joiners
@@ -615,9 +611,13 @@ impl State {
             return;
         };
         if !created {
-            let at = case
-                .alerts
-                .partition_point(|x| (x.time, &*x.id) <= (t, &*a.id));
+            // In order, the alert is the newest; only a fallback without snapshots is not.
+            let at = match case.alerts.last() {
+                Some(x) if (x.time, &*x.id) > (t, &*a.id) => case
+                    .alerts
+                    .partition_point(|x| (x.time, &*x.id) <= (t, &*a.id)),
+                _ => case.alerts.len(),
+            };
             case.alerts.insert(
                 at,
                 CaseAlert {
@@ -869,7 +869,7 @@ fn combine(into: &mut FormedCase, other: FormedCase) {
     a.alerts = merge_sorted(a.alerts, b.alerts, |x| (x.time, x.id.clone()));
     a.links = merge_sorted(a.links, b.links, |x| (x.time, x.alert.clone()));
     for e in b.entities {
-        if !a.has_entity(e.kind, &e.value) {
+        if !a.has_entity(&e) {
             a.entities.push(e);
         }
     }
@@ -902,7 +902,7 @@ impl Default for FormedCase {
 
 #[cfg(test)]
 mod tests {
-    use riposte_domain::{Entity, Severity};
+    use riposte_domain::{Entity, Role, Severity};
 
     use super::*;
 

@@ -69,13 +69,12 @@
 //! Measured on the development machine (release build, one core, alerts with a host, often a
 //! user and an internal ip, and a domain; a throw-away harness, not yet a bench command):
 //!
-//! - 1,000,000 alerts over 120,000 open cases (about 8 alerts each): about 200,000 alerts/s
-//!   in order; about 170,000 alerts/s with 5 % of alerts up to 60 s late and
+//! - 1,000,000 alerts over 120,000 open cases (about 8 alerts each): about 210,000 alerts/s
+//!   in order; about 160,000 alerts/s with 5 % of alerts up to 60 s late and
 //!   `reorder_delay` 90 s.
-//! - 3,000,000 alerts over 100,000 open cases (30 alerts each, with `expire` every 10,000
-//!   alerts): about 110,000 alerts/s; the case's entity list is searched linearly and grows
-//!   with each new domain, which is what slows it.
-//! - Memory is what each alert leaves behind, about 750–800 bytes per alert in an open case
+//! - 3,000,000 alerts over 100,000 open cases (30 alerts and some 30 entities each, `expire`
+//!   every 10,000 alerts): about 180,000 alerts/s.
+//! - Memory is what each alert leaves behind, about 800 bytes per alert in an open case
 //!   (its id, its place in the case, its links, the replay log), so an open case costs about
 //!   800 bytes times its alerts: 6.5 KB at 8 alerts, 24 KB at 30.
 //!
@@ -86,8 +85,8 @@
 //! - Memory per alert is not tuned: a link could be three small indices (alert, earlier alert,
 //!   entity) instead of two ids, a value and a gap; times and ids could be packed; entity values
 //!   other than joining ones are not interned; the replay log repeats each alert's entities.
-//! - A case's entities are deduplicated by a linear search; a per-case set would keep big
-//!   cases as fast as small ones.
+//! - A case's entities are deduplicated by a linear search (over precomputed hashes); a
+//!   per-case set would keep cases with thousands of entities as fast as small ones.
 //! - `expire` looks at every open case; a queue ordered by deadline would make it proportional
 //!   to what closes.
 //! - A bench command (`riposte bench correlate`) and its numbers in `BENCHMARKS.md`.
