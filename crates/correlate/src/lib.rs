@@ -60,9 +60,10 @@
 //!
 //! Per alert: one hash look-up per joining entity in an index from (kind, canonical value) to
 //! the open cases it can join (short lists: an uncapped entity is in at most one joinable
-//! case), no allocation beyond what the case keeps (entity values are shared `Arc<str>`s,
-//! scratch buffers are reused). Cases live in a slab; a merge moves the smaller case's index
-//! entries to the larger case's slot at once, so no stale slot is ever left behind and no
+//! case). It allocates its id, its entry in the replay log, entity values the index does not
+//! know yet and the returned changes; entity values are shared `Arc<str>`s and scratch buffers
+//! are reused. Cases live in a slab; a merge moves the index entries of the case with fewer
+//! entities to the other's slot at once, so no stale slot is ever left behind and no
 //! union-find is needed. [`CaseEngine::expire`] closes cases whose deadline plus
 //! `max_lateness` has passed and forgets entities quiet for a span.
 //!
