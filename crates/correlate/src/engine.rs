@@ -1142,6 +1142,50 @@ mod tests {
     }
 
     #[test]
+    fn a_user_on_their_own_laptop_is_never_capped() {
+        let config = CaseConfig {
+            max_cases_per_entity: 2,
+            ..CaseConfig::default()
+        };
+        let mut e = CaseEngine::new(&config).expect("valid");
+        for i in 0..100 {
+            let ch = e.add(&alert(
+                &format!("a{i:03}"),
+                i * 60,
+                &[(User, "alice"), (Host, "lap-1")],
+            ));
+            assert!(
+                !ch.iter()
+                    .any(|c| matches!(c, CaseChange::EntityCapped { .. })),
+                "capped at alert {i}"
+            );
+        }
+        assert_eq!(e.open_cases().len(), 1);
+    }
+
+    #[test]
+    fn one_alert_can_bridge_three_cases() {
+        let mut e = engine();
+        e.add(&alert("p", 0, &[(Host, "ws-1")]));
+        e.add(&alert("q", 10, &[(User, "bob")]));
+        e.add(&alert("r", 20, &[(Ip, "10.0.0.9")]));
+        let ch = e.add(&alert(
+            "s",
+            30,
+            &[(Ip, "10.0.0.9"), (User, "bob"), (Host, "ws-1")],
+        ));
+        assert_eq!(
+            ch,
+            [CaseChange::Merged {
+                case: "cp".into(),
+                absorbed: vec!["cq".into(), "cr".into()],
+            }]
+        );
+        assert_eq!(shape(&e), ["cp: p q r s"]);
+        assert_eq!(e.case("cp").map(|c| c.links.len()), Some(3));
+    }
+
+    #[test]
     fn an_entity_on_too_many_alerts_stops_joining() {
         let config = CaseConfig {
             max_alerts_per_entity: 4,
