@@ -13,7 +13,9 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use riposte_domain::{Alert, EntityKind};
 
-use crate::case::{CapReason, CaseAlert, CaseChange, CaseEntity, FormedCase, Link, Note, same};
+use crate::case::{
+    CapReason, CaseAlert, CaseChange, CaseEntity, FormedCase, Link, Note, entity_hash, same,
+};
 use crate::config::{CaseConfig, ConfigError, Rules, kind_index};
 
 /// Forms cases from alerts. See the crate documentation for the rules.
@@ -405,22 +407,25 @@ impl CaseEngine {
     }
 }
 
-/// Enough of a case to tell whether a replay changed it.
+/// Enough of a case to tell whether a replay changed it: which alerts it holds (as a sum of
+/// their ids' hashes, so two cases that swapped alerts differ) and how many links and notes.
 #[derive(Debug, PartialEq, Eq)]
 struct Summary {
     alerts: usize,
+    fingerprint: u64,
     links: usize,
     notes: usize,
-    last: Option<Arc<str>>,
 }
 
 impl Summary {
     fn of(c: &FormedCase) -> Summary {
         Summary {
             alerts: c.alerts.len(),
+            fingerprint: c.alerts.iter().fold(0u64, |acc, a| {
+                acc.wrapping_add(entity_hash(EntityKind::Host, &a.id))
+            }),
             links: c.links.len(),
             notes: c.notes.len(),
-            last: c.alerts.last().map(|a| a.id.clone()),
         }
     }
 }
