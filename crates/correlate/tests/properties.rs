@@ -1,11 +1,12 @@
 //! Property tests of case formation over random alert streams from a small seeded generator:
-//! the invariants every formed case keeps, determinism, and that arrival order within the
-//! lateness window does not matter. A failure names the seed; rerun with it to see the stream.
+//! the invariants every formed case keeps, determinism, that arrival order within the
+//! lateness window does not matter, and (in every run) that the changes `add` and `expire`
+//! report describe exactly the engine's open cases. A failure names the seed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
-use riposte_correlate::{CaseConfig, CaseEngine, FormedCase, Note};
+use riposte_correlate::{CaseChange, CaseConfig, CaseEngine, FormedCase, Note};
 use riposte_domain::{Alert, Entity, EntityKind, Role, Severity};
 
 const SEEDS: u64 = 150;
@@ -110,18 +111,49 @@ fn configs() -> [(&'static str, CaseConfig); 3] {
 fn run(config: &CaseConfig, alerts: &[&Alert], expire_every: usize) -> Vec<FormedCase> {
     let mut e = CaseEngine::new(config).expect("valid config");
     let mut all = Vec::new();
+    // The case ids the reported changes describe; they must be the engine's open cases.
+    let mut known: BTreeSet<String> = BTreeSet::new();
     for (i, a) in alerts.iter().enumerate() {
-        e.add(a);
+        follow(&mut known, &e.add(a));
         if expire_every > 0
             && i % expire_every == 0
             && let Some(wm) = e.watermark()
         {
-            all.extend(e.expire(wm).closed);
+            let x = e.expire(wm);
+            follow(&mut known, &x.changes);
+            for c in &x.closed {
+                known.remove(&*c.id);
+            }
+            all.extend(x.closed);
         }
+        let open: BTreeSet<String> = e.open_cases().iter().map(|c| c.id.to_string()).collect();
+        assert_eq!(known, open, "after alert {}", a.id);
     }
     all.extend(e.expire(Timestamp::MAX).closed);
     all.sort_by(|a, b| a.id.cmp(&b.id));
     all
+}
+
+fn follow(known: &mut BTreeSet<String>, changes: &[CaseChange]) {
+    for c in changes {
+        match c {
+            CaseChange::Created { case }
+            | CaseChange::Joined { case }
+            | CaseChange::Revised { case }
+            | CaseChange::EntityCapped { case, .. } => {
+                known.insert(case.to_string());
+            }
+            CaseChange::Merged { case, absorbed } => {
+                for a in absorbed {
+                    known.remove(&**a);
+                }
+                known.insert(case.to_string());
+            }
+            CaseChange::Withdrawn { case } => {
+                known.remove(&**case);
+            }
+        }
+    }
 }
 
 fn check(config: &CaseConfig, alerts: &[Alert], cases: &[FormedCase]) -> Result<(), String> {
