@@ -8,6 +8,7 @@
 //! This crate does no networking: the server crate owns listeners and hands bodies and
 //! messages here.
 
+pub mod cases;
 mod decoders;
 mod pipeline;
 pub mod replay;

@@ -16,6 +16,9 @@ pub struct Pipeline {
     /// Decoys: a record that shows one used is followed by a `deception` alert. Empty by
     /// default, which still finds honeypot interactions and canarytoken triggers.
     decoys: Arc<Registry>,
+    /// Hand decoded alerts (without their original payload) to the caller too, for the case
+    /// stage.
+    keep_alerts: bool,
 }
 
 /// What one chunk of input became.
@@ -25,6 +28,9 @@ pub struct Decoding {
     pub rejects: Vec<NewDeadLetter>,
     /// How many input records the chunk held.
     pub received: u64,
+    /// The alerts decoded, without their original payload (a deception alert keeps its
+    /// small one), when the pipeline keeps alerts.
+    pub alerts: Vec<riposte_domain::Alert>,
 }
 
 impl Decoding {
@@ -32,6 +38,7 @@ impl Decoding {
         self.records.extend(other.records);
         self.rejects.extend(other.rejects);
         self.received += other.received;
+        self.alerts.extend(other.alerts);
     }
 }
 
@@ -48,12 +55,37 @@ impl Pipeline {
         Pipeline {
             canon,
             decoys: Arc::default(),
+            keep_alerts: false,
         }
     }
 
     /// How entity values are made canonical (for look-ups by value).
     pub fn canonicaliser(&self) -> &Canonicaliser {
         &self.canon
+    }
+
+    /// Adds finished records to a decoding: serialised for the store and, when the pipeline
+    /// keeps alerts, the alerts themselves.
+    pub fn collect(&self, out: &mut Decoding, ds: Vec<Decoded>) {
+        out.records
+            .extend(ds.iter().map(StoredRecord::from_decoded));
+        if self.keep_alerts {
+            out.alerts.extend(ds.into_iter().filter_map(|d| match d {
+                Decoded::Alert(mut a) => {
+                    if a.decoder != "deception" {
+                        a.original = Value::Null;
+                    }
+                    Some(a)
+                }
+                Decoded::Event(_) => None,
+            }));
+        }
+    }
+
+    /// Also returns each decoded alert in [`Decoding::alerts`].
+    pub fn keeping_alerts(mut self, keep: bool) -> Pipeline {
+        self.keep_alerts = keep;
+        self
     }
 
     /// Checks every record against this decoy registry.
@@ -135,9 +167,7 @@ impl Pipeline {
             out.received += 1;
             let o = origin(i);
             match self.decode_one(decoder, input, &o) {
-                Ok(ds) => out
-                    .records
-                    .extend(ds.iter().map(StoredRecord::from_decoded)),
+                Ok(ds) => self.collect(&mut out, ds),
                 Err((e, raw)) => out.rejects.push(NewDeadLetter {
                     decoder: decoder.name().to_string(),
                     index: index(i),

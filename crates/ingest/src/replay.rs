@@ -57,6 +57,9 @@ pub struct ReplayOptions {
     /// commit rewrites the pages of the id index it touched, and record ids are spread
     /// across that index.
     pub batch_records: usize,
+    /// Form cases from the replayed alerts (enriched and scored), store them, and report
+    /// them in the summary.
+    pub cases: Option<CaseSetup>,
     /// Chunks decoded at once.
     pub workers: usize,
 }
@@ -70,6 +73,7 @@ impl ReplayOptions {
             progress: false,
             chunk_records: 2_000,
             batch_records: 25_000,
+            cases: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
@@ -96,6 +100,9 @@ pub struct ReplaySummary {
     pub bytes: u64,
     /// The first refusals (at most 20), each naming the file, record and field.
     pub refusals: Vec<Refusal>,
+    /// The cases formed (with `cases`), validated first, then by risk: their documents.
+    #[serde(skip)]
+    pub cases: Vec<serde_json::Value>,
     #[serde(skip)]
     pub elapsed: Duration,
 }
@@ -182,17 +189,20 @@ pub async fn run<S: Store>(
     let batch_records = opts.batch_records.max(1);
     let workers = opts.workers.max(1);
     let decoder = opts.decoder.clone();
+    // Alerts for the case stage (when the pipeline keeps them).
+    let mut alerts: Vec<riposte_domain::Alert> = Vec::new();
     // Decoding, in input order, into batches...
     let produce = async {
         let mut summary = ReplaySummary::default();
         let mut inflight: VecDeque<tokio::task::JoinHandle<(Arc<str>, Decoding)>> = VecDeque::new();
         let mut pending = Batch::default();
         let mut take = |file: Arc<str>,
-                        decoding: Decoding,
+                        mut decoding: Decoding,
                         summary: &mut ReplaySummary,
                         pending: &mut Batch|
          -> Result<bool, ReplayError> {
             tally(&file, &decoding, summary, out.as_mut())?;
+            alerts.append(&mut decoding.alerts);
             pending.add(file, decoding);
             bar.set_message(format!("{} records", summary.records));
             Ok(pending.records.len() >= batch_records)
@@ -245,6 +255,9 @@ pub async fn run<S: Store>(
         Ok::<_, ReplayError>(stored)
     };
     let ((mut summary, out), stored) = tokio::try_join!(produce, consume)?;
+    if let Some(setup) = &opts.cases {
+        summary.cases = form_cases(store, setup, std::mem::take(&mut alerts)).await?;
+    }
     summary.stored = stored.stored;
     summary.duplicates = stored.duplicates;
     summary.rejected = stored.rejected;
@@ -263,6 +276,53 @@ pub async fn run<S: Store>(
     summary.bytes = total_bytes;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// What the case stage needs: case formation, enrichment and scoring settings.
+#[derive(Clone)]
+pub struct CaseSetup {
+    pub config: riposte_correlate::CaseConfig,
+    pub enrichment: Arc<riposte_enrich::EnrichmentSet>,
+    pub scoring: riposte_score::ScoringConfig,
+}
+
+/// Forms cases from every replayed alert, placed in (time, id) order so the result does not
+/// depend on file order, and stores them. Returns their documents, highest risk first.
+async fn form_cases<S: Store>(
+    store: &S,
+    setup: &CaseSetup,
+    mut alerts: Vec<riposte_domain::Alert>,
+) -> Result<Vec<serde_json::Value>, ReplayError> {
+    alerts.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+    alerts.dedup_by(|a, b| a.id == b.id);
+    let mut stage = crate::cases::CaseStage::new(
+        &setup.config,
+        setup.enrichment.clone(),
+        setup.scoring.clone(),
+    )
+    .map_err(|e| ReplayError::Input {
+        path: "cases".into(),
+        reason: e.to_string(),
+    })?;
+    for a in &alerts {
+        stage.add(a);
+    }
+    stage.flush();
+    let mut cases: Vec<riposte_store::StoredCase> = stage
+        .open_cases()
+        .into_iter()
+        .map(|c| stage.build(c))
+        .collect();
+    // Validated first (evidence, not likelihood), then by risk.
+    cases.sort_by(|a, b| {
+        (b.tier == "validated")
+            .cmp(&(a.tier == "validated"))
+            .then(b.risk.total_cmp(&a.risk))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let docs = cases.iter().map(|c| c.doc.clone()).collect();
+    store.upsert_cases(cases, Vec::new(), "replay").await?;
+    Ok(docs)
 }
 
 /// Records decoded and not yet stored: one store transaction.
@@ -375,9 +435,7 @@ fn decode_chunk(p: &Pipeline, chosen: Option<&dyn Decoder>, chunk: Chunk) -> Dec
                     Err(e) => Err((e, Vec::new())),
                 };
                 match res {
-                    Ok(ds) => out
-                        .records
-                        .extend(ds.iter().map(StoredRecord::from_decoded)),
+                    Ok(ds) => p.collect(&mut out, ds),
                     Err((e, raw)) => out.rejects.push(NewDeadLetter {
                         decoder: d.name().to_string(),
                         index: index(i),

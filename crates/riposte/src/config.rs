@@ -6,6 +6,9 @@
 //!   host_domains: [corp.example]         # ws-042.corp.example is ws-042 (empty: any suffix)
 //! mappings: ./mappings                   # generic-decoder mappings, one YAML file each
 //! decoys: ./decoys.yaml                  # the decoy registry (riposte_deception)
+//! enrichment: ./enrichment.yaml          # intel feeds, assets, identities (riposte_enrich)
+//! cases: { max_gap: 1h, max_span: 24h }  # case formation (riposte_correlate::CaseConfig)
+//! scoring: { thresholds: { high: 70, medium: 40 } }   # riposte_score::ScoringConfig
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use riposte_deception::Registry;
 use riposte_decode::Decoder;
 use riposte_decode::generic::Generic;
 use riposte_domain::{Canonicaliser, CanonicaliserConfig};
+use riposte_ingest::replay::CaseSetup;
 use riposte_ingest::{DecoderSet, Pipeline};
 use serde::Deserialize;
 
@@ -30,6 +34,13 @@ pub struct Config {
     /// The decoy registry file.
     #[serde(default)]
     pub decoys: Option<PathBuf>,
+    /// The enrichment configuration file (feeds, assets, identities).
+    #[serde(default)]
+    pub enrichment: Option<PathBuf>,
+    #[serde(default)]
+    pub cases: riposte_correlate::CaseConfig,
+    #[serde(default)]
+    pub scoring: riposte_score::ScoringConfig,
     #[serde(skip)]
     base: PathBuf,
 }
@@ -69,6 +80,27 @@ impl Config {
             p = p.with_decoys(Arc::new(reg));
         }
         Ok(p)
+    }
+
+    /// Case formation, enrichment (loaded now; an error names file, line and reason) and
+    /// scoring.
+    pub fn case_setup(&self) -> Result<CaseSetup> {
+        let enrichment = match &self.enrichment {
+            None => riposte_enrich::EnrichmentSet::empty(),
+            Some(file) => {
+                let path = self.base.join(file);
+                riposte_enrich::EnrichmentSet::load_file(&path, &self.canonicaliser())
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+            }
+        };
+        // Refuse a bad case configuration now, not half-way through a replay.
+        riposte_correlate::CaseEngine::new(&self.cases)
+            .map_err(|e| anyhow::anyhow!("cases: {e}"))?;
+        Ok(CaseSetup {
+            config: self.cases.clone(),
+            enrichment: Arc::new(enrichment),
+            scoring: self.scoring.clone(),
+        })
     }
 
     /// The built-in decoders plus every mapping in the mappings folder.

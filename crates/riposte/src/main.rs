@@ -81,6 +81,12 @@ enum Command {
         /// Also write every stored record as a JSON line to this file.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Write every case formed as a JSON line to this file.
+        #[arg(long)]
+        cases_out: Option<PathBuf>,
+        /// Do not form cases.
+        #[arg(long)]
+        no_cases: bool,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -249,6 +255,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             data,
             config,
             out,
+            cases_out,
+            no_cases,
             quiet,
         } => {
             let config = Config::load(config.as_deref())?;
@@ -263,7 +271,10 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             opts.decoder = fixed;
             opts.out = out;
             opts.progress = !quiet && std::io::stderr().is_terminal();
-            let pipeline = Arc::new(config.pipeline()?);
+            if !no_cases {
+                opts.cases = Some(config.case_setup()?);
+            }
+            let pipeline = Arc::new(config.pipeline()?.keeping_alerts(!no_cases));
             let s = replay::run(&store, pipeline, opts).await?;
             store.close().await;
             eprintln!(
@@ -289,6 +300,20 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     "  … and {} more (GET /api/v1/deadletters lists them all)",
                     s.rejected - s.refusals.len() as u64
                 );
+            }
+            if !no_cases {
+                print_cases(&s.cases);
+            }
+            if let Some(path) = cases_out {
+                let mut w = std::io::BufWriter::new(
+                    std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                );
+                for c in &s.cases {
+                    serde_json::to_writer(&mut w, c)?;
+                    w.write_all(b"\n")?;
+                }
+                w.flush()?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -403,6 +428,30 @@ async fn audit(command: AuditCommand) -> Result<std::process::ExitCode> {
             w.flush()?;
             Ok(std::process::ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The cases a replay formed, highest risk first: tier, risk, size and why.
+fn print_cases(cases: &[serde_json::Value]) {
+    eprintln!("formed {} cases", cases.len());
+    for c in cases.iter().take(20) {
+        let alerts = c["alerts"].as_array().map_or(0, Vec::len);
+        let title = c["alerts"][0]["title"].as_str().unwrap_or("");
+        eprintln!(
+            "  {:<9} risk {:>5.1}  {} alerts  {}  {}",
+            c["tier"].as_str().unwrap_or("?"),
+            c["risk"].as_f64().unwrap_or(0.0),
+            alerts,
+            c["id"].as_str().unwrap_or("?"),
+            title
+        );
+        eprintln!("            {}", c["tier_reason"].as_str().unwrap_or(""));
+    }
+    if cases.len() > 20 {
+        eprintln!(
+            "  … and {} more (GET /api/v1/cases lists them all)",
+            cases.len() - 20
+        );
     }
 }
 

@@ -78,9 +78,9 @@ fn cases_are_listed_by_risk_filtered_and_changed_by_analysts_only() {
 
     let (code, v) = srv.get("/api/v1/cases", Some(&viewer));
     assert_eq!(code, 200, "{v}");
-    assert_eq!(ids(&v), vec!["c-high", "c-val", "c-low"]);
+    assert_eq!(ids(&v), vec!["c-val", "c-high", "c-low"]);
     let (_, v) = srv.get("/api/v1/cases?entity=user:ALICE", Some(&viewer));
-    assert_eq!(ids(&v), vec!["c-high", "c-val"]);
+    assert_eq!(ids(&v), vec!["c-val", "c-high"]);
     let (_, v) = srv.get("/api/v1/cases?tier=validated", Some(&viewer));
     assert_eq!(ids(&v), vec!["c-val"]);
     let (code, v) = srv.get("/api/v1/cases?tier=urgent", Some(&viewer));

@@ -112,7 +112,8 @@ fn audit_verify_fails_on_a_flipped_byte_and_export_writes_jsonl() {
     }
     let (code, out, _) = run(&["audit", "verify", "--data-dir", d]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("intact: 4 records"), "{out}");
+    // The batch, the cases it formed, three tokens.
+    assert!(out.contains("intact: 5 records"), "{out}");
 
     let export = dir.path().join("audit.jsonl");
     assert_eq!(
@@ -132,21 +133,22 @@ fn audit_verify_fails_on_a_flipped_byte_and_export_writes_jsonl() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 5);
     assert_eq!(lines[0]["body"]["action"], "ingest.batch");
+    assert_eq!(lines[1]["body"]["action"], "case.upsert");
     assert_eq!(lines[1]["prev"], lines[0]["hash"]);
 
-    // Flip one byte of record 2 as it is stored in the database file.
+    // Flip one byte of record 3 as it is stored in the database file.
     let db = data.join("riposte.db");
     let mut bytes = std::fs::read(&db).unwrap();
     let needle = br#""name":"a""#;
     let at = bytes
         .windows(needle.len())
         .position(|w| w == needle)
-        .expect("record 2's body is in the database file");
+        .expect("record 3's body is in the database file");
     bytes[at + 8] ^= 0x01; // "a" becomes "`"
     std::fs::write(&db, &bytes).unwrap();
     let (code, out, err) = run(&["audit", "verify", "--data-dir", d]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("audit record 2:"), "{out}");
+    assert!(out.contains("audit record 3:"), "{out}");
 }

@@ -277,7 +277,7 @@ pub trait Store: Send + Sync + 'static {
         retired: Vec<(String, String)>,
         actor: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Cases by risk (highest first), filtered.
+    /// Cases, validated ones first, then by risk (highest first), filtered.
     fn cases(&self, q: &CaseQuery) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     fn case(&self, id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     /// Applies an analyst's change with an audit record holding the values before and after;

@@ -487,7 +487,7 @@ impl Store for SqliteStore {
             "SELECT doc FROM cases WHERE (? IS NULL OR tier = ?) AND (? IS NULL OR status = ?) \
              AND (? IS NULL OR last_ms >= ?) AND (? IS NULL OR first_ms < ?) \
              AND (? IS NULL OR id IN (SELECT case_id FROM case_entities WHERE kind = ? AND value = ?)) \
-             ORDER BY risk DESC, id LIMIT ?",
+             ORDER BY tier = 'validated' DESC, risk DESC, id LIMIT ?",
         )
         .bind(q.tier.as_deref())
         .bind(q.tier.as_deref())

@@ -299,7 +299,7 @@ async fn cases_are_listed_by_risk_filtered_changed_and_audited() {
         limit: 100,
         ..CaseQuery::default()
     };
-    assert_eq!(ids(s.cases(&all).await.unwrap()), vec!["c3", "c1", "c2"]);
+    assert_eq!(ids(s.cases(&all).await.unwrap()), vec!["c2", "c3", "c1"]);
     let alice = CaseQuery {
         entity: Some(("user".into(), "alice".into())),
         ..all.clone()

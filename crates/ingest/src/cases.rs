@@ -1,0 +1,247 @@
+//! The case stage: alerts → cases (`riposte_correlate`), each case enriched
+//! (`riposte_enrich`), scored and tiered (`riposte_score`), and shaped into the document the
+//! store keeps and the API shows. Pure CPU work; the caller stores what it returns.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use riposte_correlate::{CaseConfig, CaseEngine, ConfigError, FormedCase, Note};
+use riposte_domain::{Alert, Timestamp};
+use riposte_enrich::{Context, EnrichmentSet, Source, attack};
+use riposte_score::{CaseFacts, ScoringConfig};
+use riposte_store::StoredCase;
+use serde_json::{Value, json};
+
+/// What the case stage keeps of each alert: enough to explain and score its case.
+#[derive(Debug, Clone)]
+struct AlertInfo {
+    time: Timestamp,
+    title: String,
+    decoder: String,
+    product: String,
+    severity: u8,
+    techniques: Vec<riposte_domain::TechniqueId>,
+    tactics: Vec<String>,
+    /// For a `deception` alert that counts: "decoy X (kind) used by Y at T".
+    decoy_use: Option<String>,
+}
+
+pub struct CaseStage {
+    engine: CaseEngine,
+    enrichment: Arc<EnrichmentSet>,
+    scoring: ScoringConfig,
+    alerts: HashMap<String, AlertInfo>,
+}
+
+impl CaseStage {
+    pub fn new(
+        config: &CaseConfig,
+        enrichment: Arc<EnrichmentSet>,
+        scoring: ScoringConfig,
+    ) -> Result<CaseStage, ConfigError> {
+        Ok(CaseStage {
+            engine: CaseEngine::new(config)?,
+            enrichment,
+            scoring,
+            alerts: HashMap::new(),
+        })
+    }
+
+    /// Places one alert; returns the ids of the cases it changed.
+    pub fn add(&mut self, a: &Alert) -> Vec<String> {
+        let decoy_use = (a.decoder == "deception"
+            && a.original.get("ignored").is_none_or(Value::is_null))
+        .then(|| a.description.clone())
+        .flatten();
+        self.alerts.insert(
+            a.id.clone(),
+            AlertInfo {
+                time: a.time,
+                title: a.title.clone(),
+                decoder: a.decoder.clone(),
+                product: a.product.clone(),
+                severity: a.severity.score,
+                techniques: a.techniques.clone(),
+                tactics: a.tactics.clone(),
+                decoy_use,
+            },
+        );
+        let mut touched = Vec::new();
+        for c in self.engine.add(a) {
+            touched.extend(change_case(&c));
+        }
+        touched
+    }
+
+    /// Places alerts still held back for ordering.
+    pub fn flush(&mut self) -> Vec<String> {
+        self.engine.flush().iter().flat_map(change_case).collect()
+    }
+
+    /// The open cases, oldest first.
+    pub fn open_cases(&self) -> Vec<&FormedCase> {
+        self.engine.open_cases()
+    }
+
+    pub fn case(&self, id: &str) -> Option<&FormedCase> {
+        self.engine.case(id)
+    }
+
+    /// A case, enriched, scored and explained, ready to store.
+    pub fn build(&self, c: &FormedCase) -> StoredCase {
+        let mut facts = CaseFacts::default();
+        let mut products = BTreeSet::new();
+        let mut alerts_json = Vec::with_capacity(c.alerts.len());
+        let mut techniques = Vec::new();
+        let mut named_tactics: Vec<&str> = Vec::new();
+        for ca in &c.alerts {
+            let Some(info) = self.alerts.get(&*ca.id) else {
+                continue;
+            };
+            facts.severities.push(info.severity);
+            products.insert(info.product.clone());
+            techniques.extend(info.techniques.iter().cloned());
+            named_tactics.extend(info.tactics.iter().map(String::as_str));
+            if let Some(u) = &info.decoy_use {
+                facts.decoy_uses.push(u.clone());
+            }
+            alerts_json.push(json!({
+                "id": &*ca.id, "time": info.time, "title": info.title,
+                "decoder": info.decoder, "severity": info.severity,
+                "techniques": info.techniques,
+            }));
+        }
+        facts.products = products.into_iter().collect();
+        let chain = attack::kill_chain(techniques.iter(), named_tactics.iter().copied());
+        facts.tactics = chain.iter().map(|t| t.shortname.to_string()).collect();
+
+        // Context of every entity: assets, identities, intel, each hit with why.
+        let at = c.last_seen();
+        let mut contexts: Vec<Context<'_>> = Vec::new();
+        let mut entities_json = Vec::with_capacity(c.entities.len());
+        let mut asset_tags = BTreeSet::new();
+        for e in &c.entities {
+            contexts.clear();
+            let entity = riposte_domain::Entity {
+                kind: e.kind,
+                role: e.role,
+                value: e.value.to_string(),
+                raw: None,
+            };
+            self.enrichment.enrich(&entity, at, &mut contexts);
+            let mut ctx = Vec::new();
+            for x in &contexts {
+                match x {
+                    Context::Asset(a) => {
+                        let crit = a.criticality.get();
+                        facts.asset_criticality =
+                            Some(facts.asset_criticality.map_or(crit, |m| m.max(crit)));
+                        asset_tags.extend(a.tags.iter().cloned());
+                        ctx.push(json!({
+                            "source": "asset", "criticality": crit, "tags": a.tags,
+                            "owner": a.owner, "hostnames": a.hostnames,
+                        }));
+                    }
+                    Context::Identity(i) => {
+                        if i.privileged && !facts.privileged_identities.contains(&i.user) {
+                            facts.privileged_identities.push(i.user.clone());
+                        }
+                        ctx.push(json!({
+                            "source": "identity", "user": i.user, "privileged": i.privileged,
+                            "groups": i.groups, "department": i.department,
+                        }));
+                    }
+                    Context::Intel(h) => {
+                        facts.intel_hits.push((
+                            h.feed.to_string(),
+                            h.indicator.value.to_string(),
+                            h.indicator.confidence,
+                        ));
+                        ctx.push(json!({
+                            "source": "intel", "feed": h.feed, "indicator": &*h.indicator.value,
+                            "indicator_id": h.indicator.id.as_deref(),
+                            "confidence": h.indicator.confidence,
+                            "valid_from": h.indicator.valid_from, "valid_until": h.indicator.valid_until,
+                        }));
+                    }
+                }
+            }
+            entities_json.push(json!({
+                "type": e.kind.as_str(), "role": e.role.as_str(), "value": &*e.value,
+                "context": ctx,
+            }));
+        }
+        let score = self.scoring.score(&facts);
+        let tier = match score.tier {
+            riposte_domain::ConfidenceTier::Low => "low",
+            riposte_domain::ConfidenceTier::Medium => "medium",
+            riposte_domain::ConfidenceTier::High => "high",
+            riposte_domain::ConfidenceTier::Validated => "validated",
+        };
+        let links: Vec<Value> = c
+            .links
+            .iter()
+            .map(|l| {
+                json!({
+                    "alert": &*l.alert, "with": &*l.with, "entity": {"type": l.kind.as_str(), "value": &*l.value},
+                    "gap_seconds": l.gap.as_secs(),
+                })
+            })
+            .collect();
+        let notes: Vec<Value> = c
+            .notes
+            .iter()
+            .map(|n| match n {
+                Note::EntityCapped { kind, value, reason, at } => json!({
+                    "note": "entity_capped", "entity": {"type": kind.as_str(), "value": &**value},
+                    "reason": format!("{reason:?}"), "at": at,
+                }),
+                Note::ArrivedTooLate { alert, behind } => json!({
+                    "note": "arrived_too_late", "alert": &**alert, "behind_seconds": behind.as_secs(),
+                }),
+            })
+            .collect();
+        let doc = json!({
+            "id": &*c.id,
+            "status": "open",
+            "tier": tier,
+            "tier_reason": score.tier_reason,
+            "risk": score.risk,
+            "factors": score.factors,
+            "first_seen": c.first_seen(),
+            "last_seen": c.last_seen(),
+            "tactics": facts.tactics,
+            "products": facts.products,
+            "asset_tags": asset_tags,
+            "decoy_uses": facts.decoy_uses,
+            "alerts": alerts_json,
+            "entities": entities_json,
+            "links": links,
+            "notes": notes,
+        });
+        StoredCase {
+            id: c.id.to_string(),
+            tier: tier.to_string(),
+            status: "open".into(),
+            risk: score.risk,
+            first_ms: c.first_seen().as_millisecond(),
+            last_ms: c.last_seen().as_millisecond(),
+            entities: c
+                .entities
+                .iter()
+                .map(|e| (e.kind.as_str().to_string(), e.value.to_string()))
+                .collect(),
+            doc,
+        }
+    }
+}
+
+fn change_case(c: &riposte_correlate::CaseChange) -> Vec<String> {
+    use riposte_correlate::CaseChange as C;
+    match c {
+        C::Created { case } | C::Joined { case } | C::Revised { case } => vec![case.to_string()],
+        C::Merged { case, .. } => vec![case.to_string()],
+        C::EntityCapped { case, .. } => vec![case.to_string()],
+        C::Withdrawn { .. } => vec![],
+    }
+}

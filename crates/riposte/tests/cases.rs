@@ -1,0 +1,255 @@
+//! Cases formed by `riposte replay` from real product payloads (templates from
+//! ../shared/corpus/alerts with the host, user, time and id of each copy set by the test).
+
+mod common;
+
+use std::path::Path;
+
+use common::{corpus, run};
+use serde_json::{Value, json};
+
+/// The first JSON document of a corpus file (pretty-printed or one per line).
+fn template(rel: &str) -> Value {
+    let text = std::fs::read_to_string(corpus(rel)).unwrap();
+    serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .next()
+        .unwrap()
+        .unwrap()
+}
+
+/// A CrowdStrike Falcon detection (streaming API) on `host` for `user` at `ms`.
+fn falcon(n: u32, host: &str, user: &str, ms: i64, severity: u8, technique: &str) -> Value {
+    let mut v = template("alerts/crowdstrike/falcon/test-falcon-detection-summary.log");
+    v["metadata"]["eventCreationTime"] = json!(ms);
+    v["event"]["ProcessStartTime"] = json!(ms / 1000);
+    v["event"]["ComputerName"] = json!(host);
+    v["event"]["UserName"] = json!(user);
+    v["event"]["Severity"] = json!(severity);
+    v["event"]["DetectId"] = json!(format!("ldt:test:{n}"));
+    v["event"]["Technique"] = json!(technique);
+    v["event"]["TechniqueId"] = json!(technique);
+    v["event"]["NetworkAccesses"] = json!([]);
+    v
+}
+
+/// A Microsoft Defender for Endpoint alert on `host` for `user` at `time`.
+fn defender(n: u32, host: &str, user: &str, time: &str, severity: &str, technique: &str) -> Value {
+    let text =
+        std::fs::read_to_string(corpus("alerts/defender/endpoint/test-defenderatp.log")).unwrap();
+    let mut v: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    v["id"] = json!(format!("da-test-{n}"));
+    v["computerDnsName"] = json!(host);
+    v["relatedUser"] = json!({"userName": user, "domainName": "CORP"});
+    v["alertCreationTime"] = json!(time);
+    v["firstEventTime"] = json!(time);
+    v["severity"] = json!(severity);
+    v["mitreTechniques"] = json!([technique]);
+    v["evidence"] = json!([]);
+    v
+}
+
+fn write_lines(path: &Path, records: &[Value]) {
+    let text: Vec<String> = records.iter().map(Value::to_string).collect();
+    std::fs::write(path, text.join("\n") + "\n").unwrap();
+}
+
+/// Config with entity folding, enrichment (assets, identities, one intel list) and decoys.
+fn config(dir: &Path) -> std::path::PathBuf {
+    std::fs::write(
+        dir.join("assets.csv"),
+        "hostname,ip,criticality,confidentiality,integrity,availability,owner,tags\n\
+         ws-042.corp.example,10.0.5.42,4,high,high,medium,finance-it,\"workstation;finance\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("identities.csv"),
+        "user,aliases,privileged,groups,department\n\
+         alice,\"CORP\\alice;alice@corp.example\",yes,\"Finance Admins\",Finance\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("bad-hosts.txt"), "# test feed\nevil.example\n").unwrap();
+    std::fs::write(
+        dir.join("enrichment.yaml"),
+        "intel:\n  - { name: test-domains, path: bad-hosts.txt, format: list, type: domain, confidence: 90 }\n\
+         assets: [assets.csv]\nidentities: [identities.csv]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("decoys.yaml"),
+        "decoys:\n  - { name: sql-trap, kind: spn, value: 'MSSQLSvc/sql-old.corp.example:1433', account: svc-sql-old }\n",
+    )
+    .unwrap();
+    let cfg = dir.join("riposte.yaml");
+    std::fs::write(
+        &cfg,
+        "entities:\n  user_domains: [CORP, corp.example]\n  host_domains: [corp.example]\n\
+         enrichment: enrichment.yaml\ndecoys: decoys.yaml\n",
+    )
+    .unwrap();
+    cfg
+}
+
+fn replay(dir: &Path, cfg: &Path, input: &Path) -> Vec<Value> {
+    let out = dir.join("cases.jsonl");
+    let data = dir.join("data");
+    let (code, _o, err) = run(&[
+        "replay",
+        "--quiet",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--cases-out",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const T0: i64 = 1_714_525_200_000; // 2024-05-01T01:00:00Z
+
+/// The "1 AM" story: six alerts from two tools within nine minutes on one endpoint and one
+/// identity are one case, explained, whose tier is above what any one alert would get alone.
+#[test]
+fn six_alerts_from_two_tools_in_nine_minutes_are_one_case_above_any_single_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let min = 60_000;
+    let records = vec![
+        falcon(1, "WS-042", "alice", T0, 3, "T1566.001"),
+        defender(
+            2,
+            "ws-042.corp.example",
+            "alice",
+            "2024-05-01T01:02:00Z",
+            "Medium",
+            "T1059.001",
+        ),
+        falcon(3, "WS-042", "CORP\\alice", T0 + 3 * min, 4, "T1003.001"),
+        defender(
+            4,
+            "ws-042.corp.example",
+            "alice",
+            "2024-05-01T01:05:00Z",
+            "High",
+            "T1055",
+        ),
+        falcon(5, "WS-042", "alice", T0 + 7 * min, 4, "T1021.002"),
+        defender(
+            6,
+            "ws-042.corp.example",
+            "alice",
+            "2024-05-01T01:09:00Z",
+            "High",
+            "T1486",
+        ),
+    ];
+    let input = dir.path().join("one-am.ndjson");
+    write_lines(&input, &records);
+    let cases = replay(dir.path(), &cfg, &input);
+    assert_eq!(cases.len(), 1, "{cases:#?}");
+    let c = &cases[0];
+    assert_eq!(c["alerts"].as_array().unwrap().len(), 6, "{c:#}");
+    assert_eq!(c["products"].as_array().unwrap().len(), 2, "{c:#}");
+    assert_eq!(c["tier"], "high", "{c:#}");
+    // Every link says which entity and which gap.
+    assert!(
+        c["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["entity"]["value"].is_string()
+                && l["gap_seconds"].as_i64().unwrap() <= 9 * 60)
+    );
+    // Context with its reasons: the asset's criticality, the privileged identity.
+    let ents = c["entities"].as_array().unwrap();
+    let host = ents.iter().find(|e| e["type"] == "host").unwrap();
+    assert_eq!(host["value"], "ws-042");
+    assert_eq!(host["context"][0]["criticality"], 4, "{host:#}");
+    let user = ents.iter().find(|e| e["type"] == "user").unwrap();
+    assert_eq!(user["context"][0]["privileged"], true, "{user:#}");
+    let factors = c["factors"].as_array().unwrap();
+    assert!(
+        factors
+            .iter()
+            .any(|f| f["factor"] == "tactics" && f["value"].as_f64().unwrap() > 0.5)
+    );
+    // Each alert alone, in its own replay, is a lower tier.
+    let rank = |t: &str| {
+        ["low", "medium", "high", "validated"]
+            .iter()
+            .position(|x| *x == t)
+            .unwrap()
+    };
+    for (i, r) in records.iter().enumerate() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = config(d.path());
+        let one = d.path().join(format!("one-{i}.ndjson"));
+        write_lines(&one, std::slice::from_ref(r));
+        let alone = replay(d.path(), &cfg, &one);
+        assert_eq!(alone.len(), 1);
+        assert!(
+            rank(alone[0]["tier"].as_str().unwrap()) < rank("high"),
+            "alert {i} alone is {}",
+            alone[0]["tier"]
+        );
+    }
+}
+
+/// Real payloads: the alerts of one host and user in a short span are one case; unrelated
+/// hosts are separate cases; a decoy used validates the case of whoever used it.
+#[test]
+fn hosts_form_separate_cases_and_a_decoy_validates_its_users_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let min = 60_000;
+    let tgs = json!({
+        "@timestamp": "2024-05-01T01:20:00.000Z",
+        "winlog": {"event_id": 4769, "channel": "Security", "computer_name": "DC01.corp.example",
+                   "provider_name": "Microsoft-Windows-Security-Auditing",
+                   "time_created": "2024-05-01T01:20:00.000Z",
+                   "event_data": {"TargetUserName": "mallory@CORP.EXAMPLE", "ServiceName": "svc-sql-old",
+                                  "IpAddress": "::ffff:10.0.9.13", "TicketEncryptionType": "0x17"}}
+    });
+    let records = vec![
+        falcon(11, "WS-042", "alice", T0, 3, "T1566.001"),
+        falcon(12, "WS-042", "alice", T0 + 4 * min, 4, "T1059.001"),
+        falcon(13, "WS-777", "bob", T0 + 5 * min, 3, "T1059.001"),
+        falcon(14, "WS-900", "mallory", T0 + 10 * min, 2, "T1087.002"),
+        tgs,
+    ];
+    let input = dir.path().join("mixed.ndjson");
+    write_lines(&input, &records);
+    let cases = replay(dir.path(), &cfg, &input);
+    let by_host = |h: &str| {
+        cases.iter().find(|c| {
+            c["entities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["type"] == "host" && e["value"] == h)
+        })
+    };
+    let ws42 = by_host("ws-042").expect("ws-042's case");
+    assert_eq!(ws42["alerts"].as_array().unwrap().len(), 2);
+    let ws777 = by_host("ws-777").expect("ws-777's case");
+    assert_ne!(ws42["id"], ws777["id"]);
+    // mallory's EDR alert and her use of the trap SPN (same user) are one validated case.
+    let m = by_host("ws-900").expect("ws-900's case");
+    assert_eq!(m["tier"], "validated", "{m:#}");
+    assert!(
+        m["tier_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("decoy sql-trap (spn) used by "),
+        "{m:#}"
+    );
+    assert_eq!(m["alerts"].as_array().unwrap().len(), 2, "{m:#}");
+    assert_eq!(cases[0]["id"], m["id"], "validated cases come first");
+}
