@@ -150,6 +150,10 @@ fn six_alerts_from_two_tools_in_nine_minutes_are_one_case_above_any_single_alert
             "T1486",
         ),
     ];
+    // The last alert's evidence names a URL on a domain the intel feed lists.
+    let mut records = records;
+    records[5]["evidence"] =
+        json!([{"entityType": "Url", "url": "http://dl.evil.example/payload.bin"}]);
     let input = dir.path().join("one-am.ndjson");
     write_lines(&input, &records);
     let cases = replay(dir.path(), &cfg, &input);
@@ -174,7 +178,16 @@ fn six_alerts_from_two_tools_in_nine_minutes_are_one_case_above_any_single_alert
     assert_eq!(host["context"][0]["criticality"], 4, "{host:#}");
     let user = ents.iter().find(|e| e["type"] == "user").unwrap();
     assert_eq!(user["context"][0]["privileged"], true, "{user:#}");
+    let url = ents.iter().find(|e| e["type"] == "url").unwrap();
+    assert_eq!(url["context"][0]["source"], "intel", "{url:#}");
+    assert_eq!(url["context"][0]["feed"], "test-domains");
+    assert_eq!(url["context"][0]["indicator"], "evil.example");
     let factors = c["factors"].as_array().unwrap();
+    assert!(
+        factors
+            .iter()
+            .any(|f| f["factor"] == "intel" && f["value"].as_f64().unwrap() == 0.9)
+    );
     assert!(
         factors
             .iter()
