@@ -240,6 +240,22 @@ impl Registry {
         self.decoys.len()
     }
 
+    /// Whether this (canonical) entity is a decoy. The case stage leaves decoys out of case
+    /// joining: two intruders touching one decoy are two cases, not one.
+    pub fn is_decoy(&self, kind: EntityKind, value: &str) -> bool {
+        let kinds: &[DecoyKind] = match kind {
+            EntityKind::User => &[DecoyKind::Account, DecoyKind::AsrepAccount, DecoyKind::Spn],
+            EntityKind::Host => &[DecoyKind::Host, DecoyKind::Honeypot],
+            EntityKind::Ip => &[DecoyKind::Ip],
+            EntityKind::Domain => &[DecoyKind::Dns],
+            EntityKind::Url => &[DecoyKind::Url],
+            _ => &[],
+        };
+        kinds
+            .iter()
+            .any(|&k| self.by_value.get(&k).is_some_and(|m| m.contains_key(value)))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.decoys.is_empty()
     }

@@ -75,6 +75,13 @@ impl Pipeline {
                     if a.decoder != "deception" {
                         a.original = Value::Null;
                     }
+                    // Decoys do not join cases (two intruders on one decoy are two cases):
+                    // registry decoys, and a honeypot's own name and address.
+                    let honeypot = matches!(a.decoder.as_str(), "opencanary" | "cowrie");
+                    a.entities.retain(|e| {
+                        !(honeypot && e.role == riposte_domain::Role::Target)
+                            && !self.decoys.is_decoy(e.kind, &e.value)
+                    });
                     Some(a)
                 }
                 Decoded::Event(_) => None,

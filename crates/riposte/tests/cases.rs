@@ -266,3 +266,40 @@ fn hosts_form_separate_cases_and_a_decoy_validates_its_users_case() {
     assert_eq!(m["alerts"].as_array().unwrap().len(), 2, "{m:#}");
     assert_eq!(cases[0]["id"], m["id"], "validated cases come first");
 }
+
+/// Two intruders touching one decoy stay two cases: the decoy (here an OpenCanary node and its
+/// address) never joins cases, only the actors do.
+#[test]
+fn two_sources_touching_one_decoy_form_two_validated_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let login = |src: &str, t: &str| {
+        json!({
+            "dst_host": "10.0.5.20", "dst_port": 22, "local_time": t, "local_time_adjusted": t,
+            "logdata": {"USERNAME": "root", "PASSWORD": "x"}, "logtype": 4002,
+            "node_id": "canary-fileserver-1", "src_host": src, "src_port": 51512, "utc_time": t
+        })
+    };
+    let input = dir.path().join("canary.ndjson");
+    write_lines(
+        &input,
+        &[
+            login("10.0.9.77", "2024-05-01 01:00:00.000000"),
+            login("10.0.9.78", "2024-05-01 01:02:00.000000"),
+        ],
+    );
+    let cases = replay(dir.path(), &cfg, &input);
+    assert_eq!(cases.len(), 2, "{cases:#?}");
+    for c in &cases {
+        assert_eq!(c["tier"], "validated", "{c:#}");
+        let ips: Vec<&str> = c["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "ip")
+            .map(|e| e["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(ips.len(), 1, "{c:#}");
+        assert!(ips[0] == "10.0.9.77" || ips[0] == "10.0.9.78");
+    }
+}
