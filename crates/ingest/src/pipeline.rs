@@ -79,8 +79,8 @@ impl Pipeline {
                     // registry decoys, and a honeypot's own name and address.
                     let honeypot = matches!(a.decoder.as_str(), "opencanary" | "cowrie");
                     a.entities.retain(|e| {
-                        !(honeypot && e.role == riposte_domain::Role::Target)
-                            && !self.decoys.is_decoy(e.kind, &e.value)
+                        let own = honeypot && e.role == riposte_domain::Role::Target;
+                        !own && !self.decoys.is_decoy(e.kind, &e.value)
                     });
                     Some(a)
                 }
