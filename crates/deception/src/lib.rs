@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 
-use riposte_decode::fields::{get, str_at};
+use riposte_decode::fields::str_at;
 use riposte_domain::{
     Alert, Canonicaliser, Decoded, Entity, EntityKind, Role, Rule, Severity, TechniqueId,
 };
@@ -320,6 +320,10 @@ impl Registry {
             ));
         }
 
+        // Everything below needs a registered decoy; most deployments' records pass here.
+        if self.decoys.is_empty() {
+            return hits;
+        }
         // Accounts: authentication as the decoy.
         let auth = match windows_id {
             Some(id) => matches!(id, 4624 | 4625 | 4648 | 4768 | 4771 | 4776),
@@ -645,22 +649,11 @@ fn suffixes(name: &str) -> impl Iterator<Item = &str> {
     std::iter::successors(Some(name), |n| n.split_once('.').map(|(_, rest)| rest))
 }
 
-/// A field of a Windows record's event data, in either shape the `windows` decoder reads.
+/// A field of a Windows record's event data, read as the `windows` decoder reads it.
 fn event_data_str<'a>(original: &'a Value, key: &str) -> Option<&'a str> {
-    for base in [
-        "winlog.event_data",
-        "Event.EventData",
-        "event_data",
-        "EventData",
-    ] {
-        if let Some(v) = get(original, base)
-            .and_then(|d| d.get(key))
-            .and_then(Value::as_str)
-        {
-            return Some(v);
-        }
-    }
-    None
+    riposte_decode::windows::event_data(original)?
+        .get(key)?
+        .as_str()
 }
 
 #[cfg(test)]

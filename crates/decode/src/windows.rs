@@ -108,12 +108,33 @@ impl Decoder for Windows {
     }
 }
 
-fn read_winlogbeat(r: &Value) -> Result<Record<'_>, DecodeError> {
-    let event_id = event_id(r, "winlog.event_id")?;
-    let data = [get(r, "winlog.event_data"), get(r, "winlog.user_data")]
+/// A Windows record's event data (its named values), in either shape this decoder reads.
+pub fn event_data(r: &Value) -> Option<&Value> {
+    winlogbeat_data(r).or_else(|| evtx_data(r))
+}
+
+fn winlogbeat_data(r: &Value) -> Option<&Value> {
+    [get(r, "winlog.event_data"), get(r, "winlog.user_data")]
         .into_iter()
         .flatten()
-        .find(|v| v.is_object());
+        .find(|v| v.is_object())
+}
+
+/// `EventData` holds named values; `UserData` wraps them in one element named after the event
+/// (`LogFileCleared`, `Operation_ClientFailure`).
+fn evtx_data(r: &Value) -> Option<&Value> {
+    match get(r, "Event.EventData") {
+        Some(d @ Value::Object(_)) => Some(d),
+        _ => match get(r, "Event.UserData") {
+            Some(Value::Object(u)) => u.values().find(|v| v.is_object()),
+            _ => None,
+        },
+    }
+}
+
+fn read_winlogbeat(r: &Value) -> Result<Record<'_>, DecodeError> {
+    let event_id = event_id(r, "winlog.event_id")?;
+    let data = winlogbeat_data(r);
     let keywords = match get(r, "winlog.keywords") {
         Some(Value::Array(k)) => Keywords::Names(k),
         _ => Keywords::None,
@@ -143,15 +164,7 @@ fn read_evtx(r: &Value) -> Result<Record<'_>, DecodeError> {
         }
     };
     let event_id = event_id(r, "Event.System.EventID")?;
-    // `EventData` holds named values; `UserData` wraps them in one element named after the
-    // event (`LogFileCleared`, `Operation_ClientFailure`).
-    let data = match get(r, "Event.EventData") {
-        Some(d @ Value::Object(_)) => Some(d),
-        _ => match get(r, "Event.UserData") {
-            Some(Value::Object(u)) => u.values().find(|v| v.is_object()),
-            _ => None,
-        },
-    };
+    let data = evtx_data(r);
     let keywords = match str_at(sys, "Keywords") {
         Some(k) => Keywords::Mask(k),
         None => Keywords::None,

@@ -83,10 +83,6 @@ impl CaseStage {
         self.engine.open_cases()
     }
 
-    pub fn case(&self, id: &str) -> Option<&FormedCase> {
-        self.engine.case(id)
-    }
-
     /// A case, enriched, scored and explained, ready to store.
     pub fn build(&self, c: &FormedCase) -> StoredCase {
         let mut facts = CaseFacts::default();
@@ -239,9 +235,11 @@ impl CaseStage {
 fn change_case(c: &riposte_correlate::CaseChange) -> Vec<String> {
     use riposte_correlate::CaseChange as C;
     match c {
-        C::Created { case } | C::Joined { case } | C::Revised { case } => vec![case.to_string()],
-        C::Merged { case, .. } => vec![case.to_string()],
-        C::EntityCapped { case, .. } => vec![case.to_string()],
+        C::Created { case }
+        | C::Joined { case }
+        | C::Revised { case }
+        | C::Merged { case, .. }
+        | C::EntityCapped { case, .. } => vec![case.to_string()],
         C::Withdrawn { .. } => vec![],
     }
 }

@@ -8,29 +8,19 @@ use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use riposte_domain::EntityKind;
 use riposte_store::{CasePatch, CaseQuery, Store};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 
 use crate::auth::{Permission, Principal};
-use crate::http::{Answer, doc_response, internal};
+use crate::http::{Answer, doc_response, internal, time};
 use crate::{ApiError, AppState};
 
 const TIERS: [&str; 4] = ["low", "medium", "high", "validated"];
 const STATUSES: [&str; 4] = ["open", "in_progress", "closed", "merged"];
 const VERDICTS: [&str; 3] = ["true_positive", "false_positive", "benign"];
-const ENTITY_KINDS: [&str; 9] = [
-    "host",
-    "user",
-    "ip",
-    "domain",
-    "url",
-    "file_hash",
-    "process",
-    "email",
-    "cloud_resource",
-];
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,15 +48,6 @@ fn one_of(name: &str, v: Option<String>, allowed: &[&str]) -> Result<Option<Stri
     }
 }
 
-fn time(name: &str, v: Option<String>) -> Result<Option<i64>, ApiError> {
-    v.map(|s| {
-        riposte_domain::time::parse(&s)
-            .map(|t| t.as_millisecond())
-            .map_err(|e| bad(format!("query parameter `{name}`: {e}")))
-    })
-    .transpose()
-}
-
 pub(crate) async fn list<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     Extension(principal): Extension<Principal>,
@@ -79,15 +60,18 @@ pub(crate) async fn list<S: Store>(
             let (kind, value) = e
                 .split_once(':')
                 .ok_or_else(|| bad(format!("`entity` must be kind:value; got {e:?}")))?;
-            if !ENTITY_KINDS.contains(&kind) {
+            let Some(k) = EntityKind::parse(kind) else {
+                let kinds: Vec<&str> = EntityKind::ALL.iter().map(|k| k.as_str()).collect();
                 return Err(bad(format!(
                     "`entity` kind must be one of {}; got {kind:?}",
-                    ENTITY_KINDS.join(", ")
+                    kinds.join(", ")
                 )));
-            }
+            };
             // Entities are stored canonical: look the value up the same way.
-            let canonical = riposte_domain::EntityKind::parse(kind)
-                .and_then(|k| state.pipeline.canonicaliser().canonical(k, value))
+            let canonical = state
+                .pipeline
+                .canonicaliser()
+                .canonical(k, value)
                 .unwrap_or_else(|| value.to_string());
             Some((kind.to_string(), canonical))
         }

@@ -226,20 +226,22 @@ struct ListParams {
     min_severity: Option<i64>,
 }
 
+/// A time query parameter as epoch milliseconds; a bad one is a 400 naming the parameter.
+pub(crate) fn time(name: &str, v: Option<String>) -> Result<Option<i64>, ApiError> {
+    v.map(|s| {
+        riposte_domain::time::parse(&s)
+            .map(|t| t.as_millisecond())
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("query parameter `{name}`: {e}"),
+                )
+            })
+    })
+    .transpose()
+}
+
 fn list_query(p: ListParams) -> Result<ListQuery, ApiError> {
-    let time = |name: &str, v: Option<String>| -> Result<Option<i64>, ApiError> {
-        v.map(|s| {
-            riposte_domain::time::parse(&s)
-                .map(|t| t.as_millisecond())
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("query parameter `{name}`: {e}"),
-                    )
-                })
-        })
-        .transpose()
-    };
     Ok(ListQuery {
         limit: p.limit.unwrap_or(100),
         cursor: p.cursor,

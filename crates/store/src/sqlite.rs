@@ -156,10 +156,16 @@ impl SqliteStore {
         }
         self.readers.close().await;
         let mut w = self.writer.into_inner();
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        // Closing checkpoints anyway; a failure here only leaves the WAL for the next open.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut w.conn)
-            .await;
-        let _ = w.conn.close().await;
+            .await
+        {
+            tracing::warn!(error = %e, "final WAL checkpoint failed; the next open replays it");
+        }
+        if let Err(e) = w.conn.close().await {
+            tracing::warn!(error = %e, "closing the database");
+        }
     }
 }
 
@@ -269,6 +275,22 @@ fn record_key(id: &str) -> Vec<u8> {
     hex::decode(id).unwrap_or_else(|_| id.as_bytes().to_vec())
 }
 
+/// One stored document by its key, decompressed.
+async fn doc_by_id<K>(
+    pool: &SqlitePool,
+    sql: &'static str,
+    key: K,
+) -> Result<Option<String>, StoreError>
+where
+    K: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + 'static,
+{
+    let doc: Option<Vec<u8>> = sqlx::query_scalar(sql)
+        .bind(key)
+        .fetch_optional(pool)
+        .await?;
+    doc.map(|d| decompress_doc(&d)).transpose()
+}
+
 /// SHA-256 over the ids of a batch's records, in order: ties the audit record to the data.
 fn ids_digest(records: &[StoredRecord]) -> String {
     let mut h = Sha256::new();
@@ -340,11 +362,12 @@ impl Store for SqliteStore {
     }
 
     async fn alert(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let doc: Option<Vec<u8>> = sqlx::query_scalar("SELECT doc FROM alerts WHERE id = ?")
-            .bind(record_key(id))
-            .fetch_optional(&self.readers)
-            .await?;
-        doc.map(|d| decompress_doc(&d)).transpose()
+        doc_by_id(
+            &self.readers,
+            "SELECT doc FROM alerts WHERE id = ?",
+            record_key(id),
+        )
+        .await
     }
 
     async fn alerts(&self, q: &ListQuery) -> Result<Page, StoreError> {
@@ -352,11 +375,12 @@ impl Store for SqliteStore {
     }
 
     async fn event(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let doc: Option<Vec<u8>> = sqlx::query_scalar("SELECT doc FROM events WHERE id = ?")
-            .bind(record_key(id))
-            .fetch_optional(&self.readers)
-            .await?;
-        doc.map(|d| decompress_doc(&d)).transpose()
+        doc_by_id(
+            &self.readers,
+            "SELECT doc FROM events WHERE id = ?",
+            record_key(id),
+        )
+        .await
     }
 
     async fn events(&self, q: &ListQuery) -> Result<Page, StoreError> {
@@ -507,11 +531,12 @@ impl Store for SqliteStore {
     }
 
     async fn case(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let doc: Option<Vec<u8>> = sqlx::query_scalar("SELECT doc FROM cases WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.readers)
-            .await?;
-        doc.map(|d| decompress_doc(&d)).transpose()
+        doc_by_id(
+            &self.readers,
+            "SELECT doc FROM cases WHERE id = ?",
+            id.to_string(),
+        )
+        .await
     }
 
     async fn update_case(
