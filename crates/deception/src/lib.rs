@@ -658,3 +658,36 @@ fn event_data_str<'a>(original: &'a Value, key: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests;
+
+/// The active registry, replaceable while records are being checked (reload without a
+/// restart). Readers take the current `Arc` and keep using it; a replacement never changes a
+/// registry in use.
+#[derive(Debug, Default)]
+pub struct SharedRegistry {
+    current: std::sync::RwLock<std::sync::Arc<Registry>>,
+}
+
+impl SharedRegistry {
+    pub fn new(registry: Registry) -> SharedRegistry {
+        SharedRegistry {
+            current: std::sync::RwLock::new(std::sync::Arc::new(registry)),
+        }
+    }
+
+    /// The active registry.
+    pub fn current(&self) -> std::sync::Arc<Registry> {
+        match self.current.read() {
+            Ok(g) => std::sync::Arc::clone(&g),
+            Err(poisoned) => std::sync::Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Makes `registry` the active one.
+    pub fn replace(&self, registry: Registry) {
+        let mut g = match self.current.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *g = std::sync::Arc::new(registry);
+    }
+}

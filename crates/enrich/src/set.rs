@@ -301,6 +301,16 @@ impl SharedEnrichment {
         }
     }
 
+    /// Makes `set` the active one (loaded by the caller, e.g. together with other parts of a
+    /// reload that must all succeed).
+    pub fn replace(&self, set: EnrichmentSet) {
+        let mut g = match self.current.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *g = Arc::new(set);
+    }
+
     /// Loads `config` into a new set and makes it active. On error the active set is left as
     /// it was and the error says which file, line and why.
     pub fn reload(

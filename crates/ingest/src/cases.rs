@@ -47,8 +47,20 @@ impl CaseStage {
         })
     }
 
-    /// Places one alert; returns the ids of the cases it changed.
+    /// Places one alert; returns the ids of the cases it changed. An alert already placed
+    /// (same id) changes nothing.
     pub fn add(&mut self, a: &Alert) -> Vec<String> {
+        let mut t = Touched::default();
+        self.place(a, &mut t);
+        t.cases.into_iter().collect()
+    }
+
+    /// Places one alert, noting in `touched` what changed. An alert already placed (same id)
+    /// changes nothing.
+    pub fn place(&mut self, a: &Alert, touched: &mut Touched) {
+        if self.alerts.contains_key(&a.id) {
+            return;
+        }
         let decoy_use = (a.decoder == "deception"
             && a.original.get("ignored").is_none_or(Value::is_null))
         .then(|| a.description.clone())
@@ -66,16 +78,73 @@ impl CaseStage {
                 decoy_use,
             },
         );
-        let mut touched = Vec::new();
         for c in self.engine.add(a) {
-            touched.extend(change_case(&c));
+            touched.note(&c);
         }
-        touched
     }
 
     /// Places alerts still held back for ordering.
     pub fn flush(&mut self) -> Vec<String> {
-        self.engine.flush().iter().flat_map(change_case).collect()
+        let mut t = Touched::default();
+        for c in self.engine.flush() {
+            t.note(&c);
+        }
+        t.cases.into_iter().collect()
+    }
+
+    /// Uses this enrichment for the cases built from now on (a reload).
+    pub fn set_enrichment(&mut self, enrichment: Arc<EnrichmentSet>) {
+        self.enrichment = enrichment;
+    }
+
+    /// How many cases are open and how many alerts they hold.
+    pub fn open_counts(&self) -> (usize, usize) {
+        (self.engine.open_case_count(), self.alerts.len())
+    }
+
+    /// The newest alert time placed.
+    pub fn watermark(&self) -> Option<Timestamp> {
+        self.engine.watermark()
+    }
+
+    /// Closes the cases nothing can join any more as of `now` (alert time) and forgets their
+    /// alerts; places held alerts that are due on the way, noting what changed in `touched`.
+    /// Returns, built, the cases that changed and closed in this same call (they are no longer
+    /// open, so [`CaseStage::settle`] cannot find them).
+    pub fn expire(&mut self, now: Timestamp, touched: &mut Touched) -> Vec<StoredCase> {
+        let expiry = self.engine.expire(now);
+        for c in &expiry.changes {
+            touched.note(c);
+        }
+        let mut built = Vec::new();
+        for c in &expiry.closed {
+            if touched.cases.remove(&*c.id) {
+                built.push(self.build(c));
+            }
+        }
+        for c in &expiry.closed {
+            for a in &c.alerts {
+                self.alerts.remove(&*a.id);
+            }
+        }
+        built
+    }
+
+    /// What `touched` means for the store: the open cases that changed, built, and the cases
+    /// that are gone (merged into another, or withdrawn with an empty `into`).
+    pub fn settle(&self, touched: Touched) -> (Vec<StoredCase>, Vec<(String, String)>) {
+        let mut cases = Vec::with_capacity(touched.cases.len());
+        for id in &touched.cases {
+            if let Some(c) = self.engine.case(id) {
+                cases.push(self.build(c));
+            }
+        }
+        let retired = touched
+            .retired
+            .into_iter()
+            .filter(|(id, _)| self.engine.case(id).is_none())
+            .collect();
+        (cases, retired)
     }
 
     /// The open cases, oldest first.
@@ -232,14 +301,39 @@ impl CaseStage {
     }
 }
 
-fn change_case(c: &riposte_correlate::CaseChange) -> Vec<String> {
-    use riposte_correlate::CaseChange as C;
-    match c {
-        C::Created { case }
-        | C::Joined { case }
-        | C::Revised { case }
-        | C::Merged { case, .. }
-        | C::EntityCapped { case, .. } => vec![case.to_string()],
-        C::Withdrawn { .. } => vec![],
+/// What placing alerts changed: cases to write again, cases that are gone.
+#[derive(Debug, Default)]
+pub struct Touched {
+    pub cases: BTreeSet<String>,
+    /// (case, the case it merged into, or empty when withdrawn).
+    pub retired: Vec<(String, String)>,
+}
+
+impl Touched {
+    pub fn is_empty(&self) -> bool {
+        self.cases.is_empty() && self.retired.is_empty()
+    }
+
+    fn note(&mut self, c: &riposte_correlate::CaseChange) {
+        use riposte_correlate::CaseChange as C;
+        match c {
+            C::Created { case }
+            | C::Joined { case }
+            | C::Revised { case }
+            | C::EntityCapped { case, .. } => {
+                self.cases.insert(case.to_string());
+            }
+            C::Merged { case, absorbed } => {
+                self.cases.insert(case.to_string());
+                for a in absorbed {
+                    self.cases.remove(&**a);
+                    self.retired.push((a.to_string(), case.to_string()));
+                }
+            }
+            C::Withdrawn { case } => {
+                self.cases.remove(&**case);
+                self.retired.push((case.to_string(), String::new()));
+            }
+        }
     }
 }

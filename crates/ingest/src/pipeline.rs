@@ -6,7 +6,7 @@ use riposte_store::{NewDeadLetter, StoredRecord};
 use serde_json::Value;
 use std::sync::Arc;
 
-use riposte_deception::Registry;
+use riposte_deception::{Registry, SharedRegistry};
 
 /// Parses, decodes, canonicalises and identifies records. Pure CPU work, no I/O: callers run
 /// it on blocking threads and hand the result to the store.
@@ -14,8 +14,9 @@ use riposte_deception::Registry;
 pub struct Pipeline {
     canon: Canonicaliser,
     /// Decoys: a record that shows one used is followed by a `deception` alert. Empty by
-    /// default, which still finds honeypot interactions and canarytoken triggers.
-    decoys: Arc<Registry>,
+    /// default, which still finds honeypot interactions and canarytoken triggers. Shared, so
+    /// a reload reaches every clone of the pipeline.
+    decoys: Arc<SharedRegistry>,
     /// Hand decoded alerts (without their original payload) to the caller too, for the case
     /// stage.
     keep_alerts: bool,
@@ -70,23 +71,23 @@ impl Pipeline {
         out.records
             .extend(ds.iter().map(StoredRecord::from_decoded));
         if self.keep_alerts {
+            let decoys = self.decoys.current();
             out.alerts.extend(ds.into_iter().filter_map(|d| match d {
-                Decoded::Alert(mut a) => {
-                    if a.decoder != "deception" {
-                        a.original = Value::Null;
-                    }
-                    // Decoys do not join cases (two intruders on one decoy are two cases):
-                    // registry decoys, and a honeypot's own name and address.
-                    let honeypot = matches!(a.decoder.as_str(), "opencanary" | "cowrie");
-                    a.entities.retain(|e| {
-                        let own = honeypot && e.role == riposte_domain::Role::Target;
-                        !own && !self.decoys.is_decoy(e.kind, &e.value)
-                    });
-                    Some(a)
-                }
+                Decoded::Alert(a) => Some(for_cases(a, &decoys)),
                 Decoded::Event(_) => None,
             }));
         }
+    }
+
+    /// An alert as the case stage takes it: see [`for_cases`]. For alerts read back from the
+    /// store (rebuilding the open cases after a restart).
+    pub fn alert_for_cases(&self, a: riposte_domain::Alert) -> riposte_domain::Alert {
+        for_cases(a, &self.decoys.current())
+    }
+
+    /// The decoy registry in use; [`SharedRegistry::replace`] on it reloads the decoys.
+    pub fn decoys(&self) -> &Arc<SharedRegistry> {
+        &self.decoys
     }
 
     /// Also returns each decoded alert in [`Decoding::alerts`].
@@ -96,8 +97,8 @@ impl Pipeline {
     }
 
     /// Checks every record against this decoy registry.
-    pub fn with_decoys(mut self, decoys: Arc<Registry>) -> Pipeline {
-        self.decoys = decoys;
+    pub fn with_decoys(mut self, decoys: Registry) -> Pipeline {
+        self.decoys = Arc::new(SharedRegistry::new(decoys));
         self
     }
 
@@ -113,6 +114,16 @@ impl Pipeline {
     /// Decodes one record, returning the finished records or the error and the raw text.
     pub fn decode_one(
         &self,
+        decoder: &dyn Decoder,
+        input: Input<'_>,
+        origin: &Origin,
+    ) -> Result<Vec<Decoded>, (DecodeError, Vec<u8>)> {
+        self.decode_with(&self.decoys.current(), decoder, input, origin)
+    }
+
+    fn decode_with(
+        &self,
+        decoys: &Registry,
         decoder: &dyn Decoder,
         input: Input<'_>,
         origin: &Origin,
@@ -140,7 +151,7 @@ impl Pipeline {
                     .collect();
                 let mut hits = Vec::new();
                 for d in &done {
-                    for hit in self.decoys.check(d) {
+                    for hit in decoys.check(d) {
                         let alert = Decoded::Alert(hit.to_alert(d));
                         hits.push(self.finish(alert, origin.clone()));
                     }
@@ -169,11 +180,12 @@ impl Pipeline {
         index: impl Fn(u64) -> u64,
     ) -> Decoding {
         let mut out = Decoding::default();
+        let decoys = self.decoys.current();
         for (i, input) in inputs.into_iter().enumerate() {
             let i = i as u64;
             out.received += 1;
             let o = origin(i);
-            match self.decode_one(decoder, input, &o) {
+            match self.decode_with(&decoys, decoder, input, &o) {
                 Ok(ds) => self.collect(&mut out, ds),
                 Err((e, raw)) => out.rejects.push(NewDeadLetter {
                     decoder: decoder.name().to_string(),
@@ -233,6 +245,21 @@ impl Pipeline {
         });
         out
     }
+}
+
+/// An alert as the case stage takes it: without its original payload (a deception alert
+/// keeps its small one), and without decoy entities, which never join cases (two intruders
+/// on one decoy are two cases): registry decoys, and a honeypot's own name and address.
+fn for_cases(mut a: riposte_domain::Alert, decoys: &Registry) -> riposte_domain::Alert {
+    if a.decoder != "deception" {
+        a.original = Value::Null;
+    }
+    let honeypot = matches!(a.decoder.as_str(), "opencanary" | "cowrie");
+    a.entities.retain(|e| {
+        let own = honeypot && e.role == riposte_domain::Role::Target;
+        !own && !decoys.is_decoy(e.kind, &e.value)
+    });
+    a
 }
 
 /// The fewest records worth a thread of their own in [`Pipeline::decode_texts`].

@@ -16,9 +16,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use riposte_deception::Registry;
+use riposte_deception::SharedRegistry;
 use riposte_decode::Decoder;
 use riposte_decode::generic::Generic;
 use riposte_domain::{Canonicaliser, CanonicaliserConfig};
+use riposte_enrich::{EnrichmentSet, SharedEnrichment};
 use riposte_ingest::replay::CaseSetup;
 use riposte_ingest::{DecoderSet, Pipeline};
 use serde::Deserialize;
@@ -66,33 +68,37 @@ impl Config {
     /// that cannot be read is an error naming the file, line and reason.
     pub fn pipeline(&self) -> Result<Pipeline> {
         let canon = self.canonicaliser();
-        let mut p = Pipeline::new(canon.clone());
-        if let Some(file) = &self.decoys {
-            let path = self.base.join(file);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read the decoy registry {}", path.display()))?;
-            let reg = Registry::from_yaml(&text, &path.display().to_string(), &canon).map_err(
-                |e| match e.line {
-                    Some(l) => anyhow::anyhow!("{} line {l}: {}", e.file, e.reason),
-                    None => anyhow::anyhow!("{e}"),
-                },
-            )?;
-            p = p.with_decoys(Arc::new(reg));
+        Ok(Pipeline::new(canon.clone()).with_decoys(self.decoy_registry(&canon)?))
+    }
+
+    /// The decoy registry (empty when none is configured).
+    pub fn decoy_registry(&self, canon: &Canonicaliser) -> Result<Registry> {
+        let Some(file) = &self.decoys else {
+            return Ok(Registry::default());
+        };
+        let path = self.base.join(file);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the decoy registry {}", path.display()))?;
+        Registry::from_yaml(&text, &path.display().to_string(), canon).map_err(|e| match e.line {
+            Some(l) => anyhow::anyhow!("{} line {l}: {}", e.file, e.reason),
+            None => anyhow::anyhow!("{e}"),
+        })
+    }
+
+    /// The enrichment set (empty when none is configured); an error names file, line and
+    /// reason.
+    pub fn enrichment_set(&self, canon: &Canonicaliser) -> Result<EnrichmentSet> {
+        match &self.enrichment {
+            None => Ok(EnrichmentSet::empty()),
+            Some(file) => EnrichmentSet::load_file(&self.base.join(file), canon)
+                .map_err(|e| anyhow::anyhow!("{e}")),
         }
-        Ok(p)
     }
 
     /// Case formation, enrichment (loaded now; an error names file, line and reason) and
     /// scoring.
     pub fn case_setup(&self) -> Result<CaseSetup> {
-        let enrichment = match &self.enrichment {
-            None => riposte_enrich::EnrichmentSet::empty(),
-            Some(file) => {
-                let path = self.base.join(file);
-                riposte_enrich::EnrichmentSet::load_file(&path, &self.canonicaliser())
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-            }
-        };
+        let enrichment = self.enrichment_set(&self.canonicaliser())?;
         // Refuse a bad case configuration now, not half-way through a replay.
         riposte_correlate::CaseEngine::new(&self.cases)
             .map_err(|e| anyhow::anyhow!("cases: {e}"))?;
@@ -144,4 +150,49 @@ pub fn generic_decoder(set: &DecoderSet, mapping: Option<&str>) -> Result<Arc<dy
         return load_mapping(p);
     }
     Ok(set.resolve("generic", Some(m))?)
+}
+
+/// Reloads the decoy registry and the enrichment named by the configuration file (read
+/// again, so a changed path is followed). All or nothing: unless both load, both keep what
+/// they had. Entities keep the canonicaliser the server started with; other settings
+/// (`entities`, `cases`, `scoring`, `mappings`) need a restart.
+pub struct Reloader {
+    pub path: PathBuf,
+    pub canon: Canonicaliser,
+    pub decoys: Arc<SharedRegistry>,
+    pub enrichment: Arc<SharedEnrichment>,
+}
+
+impl riposte_server::Reload for Reloader {
+    fn reload(&self) -> std::result::Result<serde_json::Value, String> {
+        let load = || -> Result<(Registry, EnrichmentSet)> {
+            let config = Config::load(Some(&self.path))?;
+            Ok((
+                config.decoy_registry(&self.canon)?,
+                config.enrichment_set(&self.canon)?,
+            ))
+        };
+        match load() {
+            Ok((registry, set)) => {
+                let summary = serde_json::json!({
+                    "decoys": registry.len(),
+                    "indicators": set.intel().len(),
+                    "feeds": set.intel().feeds().len(),
+                    "assets": set.assets().len(),
+                    "identities": set.identities().len(),
+                });
+                self.decoys.replace(registry);
+                self.enrichment.replace(set);
+                tracing::info!(%summary, "configuration reloaded");
+                Ok(summary)
+            }
+            Err(e) => {
+                let reason = format!(
+                    "{e:#}; nothing was reloaded, the previous decoys and enrichment stay in use"
+                );
+                tracing::warn!(%reason, "reload refused");
+                Err(reason)
+            }
+        }
+    }
 }

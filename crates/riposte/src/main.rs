@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use riposte_enrich::SharedEnrichment;
 use riposte_ingest::replay::{self, ReplayOptions};
+use riposte_server::live::{CaseSettings, LiveCases};
 use riposte_server::{AppState, Limits, Role, SyslogConfig};
 use riposte_store::{AuditVerdict, Durability, SqliteStore, Store, StoreError};
 
@@ -48,9 +50,14 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         data: DataDir,
-        /// Configuration file (YAML): entity folding, generic mappings.
+        /// Configuration file (YAML): entity folding, generic mappings, decoys, enrichment,
+        /// case formation and scoring. Decoys and enrichment reload on SIGHUP and
+        /// `POST /api/v1/admin/reload`.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Do not form cases from the alerts received.
+        #[arg(long)]
+        no_cases: bool,
         /// Syslog over TCP (newline or octet-counted framing), e.g. 0.0.0.0:6514.
         #[arg(long)]
         syslog_tcp: Option<SocketAddr>,
@@ -195,8 +202,10 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             syslog_udp,
             syslog_decoder,
             max_body,
+            no_cases,
         } => {
-            let config = Config::load(config.as_deref())?;
+            let config_path = config;
+            let config = Config::load(config_path.as_deref())?;
             if let Some(d) = &syslog_decoder
                 && riposte_decode::builtin(d).is_none()
             {
@@ -213,12 +222,36 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 max_body,
                 ..Limits::default()
             };
-            let state = Arc::new(AppState::new(
-                store.clone(),
-                Arc::new(config.pipeline()?),
-                config.decoders()?,
-                limits,
-            ));
+            let canon = config.canonicaliser();
+            let pipeline = Arc::new(config.pipeline()?.keeping_alerts(!no_cases));
+            let enrichment = Arc::new(SharedEnrichment::new(config.enrichment_set(&canon)?));
+            let mut state =
+                AppState::new(store.clone(), pipeline.clone(), config.decoders()?, limits);
+            let mut case_task = None;
+            if !no_cases {
+                let (live, task) = LiveCases::start(
+                    store.clone(),
+                    pipeline.clone(),
+                    CaseSettings {
+                        config: config.cases.clone(),
+                        enrichment: enrichment.clone(),
+                        scoring: config.scoring.clone(),
+                    },
+                )
+                .map_err(|e| anyhow::anyhow!("cases: {e}"))?;
+                state.cases = Some(live);
+                case_task = Some(task);
+            }
+            if let Some(path) = &config_path {
+                state.reload = Some(Arc::new(config::Reloader {
+                    path: path.clone(),
+                    canon,
+                    decoys: pipeline.decoys().clone(),
+                    enrichment,
+                }));
+            }
+            let state = Arc::new(state);
+            reload_on_sighup(state.clone());
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
@@ -244,7 +277,18 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             so.flush()?;
             tracing::info!(%local, data_dir = %data.data_dir.display(), "riposte serving");
-            riposte_server::serve_http(state, listener, shutdown_signal()).await?;
+            riposte_server::serve_http(state.clone(), listener, shutdown_signal()).await?;
+            // Write what the case task has before leaving (a crash loses nothing either: the
+            // cases are rebuilt from the stored alerts at the next start).
+            if let (Some(live), Some(task)) = (&state.cases, case_task) {
+                live.stop();
+                if tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("the case task did not finish in 10 s");
+                }
+            }
             tracing::info!("riposte stopped");
             Ok(ExitCode::SUCCESS)
         }
@@ -485,6 +529,34 @@ async fn first_admin_token(store: &SqliteStore, dir: &Path) -> Result<()> {
     tracing::warn!(path = %path.display(), "created the first admin token; keep it secret and make more with `riposte token create`");
     eprintln!("first admin token written to {}", path.display());
     Ok(())
+}
+
+/// SIGHUP reloads decoys and enrichment, as `POST /api/v1/admin/reload` does (audited).
+fn reload_on_sighup<S: Store>(state: Arc<AppState<S>>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; reload through the API");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let Some(r) = state.reload.clone() else {
+                tracing::warn!("SIGHUP: nothing to reload without --config");
+                continue;
+            };
+            let detail = match tokio::task::spawn_blocking(move || r.reload()).await {
+                Ok(Ok(loaded)) => serde_json::json!({ "via": "signal", "loaded": loaded }),
+                Ok(Err(e)) => serde_json::json!({ "via": "signal", "refused": e }),
+                Err(e) => serde_json::json!({ "via": "signal", "refused": e.to_string() }),
+            };
+            if let Err(e) = state.store.audit("signal", "admin.reload", detail).await {
+                tracing::error!(error = %e, "could not record the reload in the audit trail");
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = state;
 }
 
 async fn shutdown_signal() {

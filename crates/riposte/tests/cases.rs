@@ -3,116 +3,8 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{corpus, run};
-use serde_json::{Value, json};
-
-/// The first JSON document of a corpus file (pretty-printed or one per line).
-fn template(rel: &str) -> Value {
-    let text = std::fs::read_to_string(corpus(rel)).unwrap();
-    serde_json::Deserializer::from_str(&text)
-        .into_iter::<Value>()
-        .next()
-        .unwrap()
-        .unwrap()
-}
-
-/// A CrowdStrike Falcon detection (streaming API) on `host` for `user` at `ms`.
-fn falcon(n: u32, host: &str, user: &str, ms: i64, severity: u8, technique: &str) -> Value {
-    let mut v = template("alerts/crowdstrike/falcon/test-falcon-detection-summary.log");
-    v["metadata"]["eventCreationTime"] = json!(ms);
-    v["event"]["ProcessStartTime"] = json!(ms / 1000);
-    v["event"]["ComputerName"] = json!(host);
-    v["event"]["UserName"] = json!(user);
-    v["event"]["Severity"] = json!(severity);
-    v["event"]["DetectId"] = json!(format!("ldt:test:{n}"));
-    v["event"]["Technique"] = json!(technique);
-    v["event"]["TechniqueId"] = json!(technique);
-    v["event"]["NetworkAccesses"] = json!([]);
-    v
-}
-
-/// A Microsoft Defender for Endpoint alert on `host` for `user` at `time`.
-fn defender(n: u32, host: &str, user: &str, time: &str, severity: &str, technique: &str) -> Value {
-    let text =
-        std::fs::read_to_string(corpus("alerts/defender/endpoint/test-defenderatp.log")).unwrap();
-    let mut v: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-    v["id"] = json!(format!("da-test-{n}"));
-    v["computerDnsName"] = json!(host);
-    v["relatedUser"] = json!({"userName": user, "domainName": "CORP"});
-    v["alertCreationTime"] = json!(time);
-    v["firstEventTime"] = json!(time);
-    v["severity"] = json!(severity);
-    v["mitreTechniques"] = json!([technique]);
-    v["evidence"] = json!([]);
-    v
-}
-
-fn write_lines(path: &Path, records: &[Value]) {
-    let text: Vec<String> = records.iter().map(Value::to_string).collect();
-    std::fs::write(path, text.join("\n") + "\n").unwrap();
-}
-
-/// Config with entity folding, enrichment (assets, identities, one intel list) and decoys.
-fn config(dir: &Path) -> std::path::PathBuf {
-    std::fs::write(
-        dir.join("assets.csv"),
-        "hostname,ip,criticality,confidentiality,integrity,availability,owner,tags\n\
-         ws-042.corp.example,10.0.5.42,4,high,high,medium,finance-it,\"workstation;finance\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("identities.csv"),
-        "user,aliases,privileged,groups,department\n\
-         alice,\"CORP\\alice;alice@corp.example\",yes,\"Finance Admins\",Finance\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("bad-hosts.txt"), "# test feed\nevil.example\n").unwrap();
-    std::fs::write(
-        dir.join("enrichment.yaml"),
-        "intel:\n  - { name: test-domains, path: bad-hosts.txt, format: list, type: domain, confidence: 90 }\n\
-         assets: [assets.csv]\nidentities: [identities.csv]\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("decoys.yaml"),
-        "decoys:\n  - { name: sql-trap, kind: spn, value: 'MSSQLSvc/sql-old.corp.example:1433', account: svc-sql-old }\n",
-    )
-    .unwrap();
-    let cfg = dir.join("riposte.yaml");
-    std::fs::write(
-        &cfg,
-        "entities:\n  user_domains: [CORP, corp.example]\n  host_domains: [corp.example]\n\
-         enrichment: enrichment.yaml\ndecoys: decoys.yaml\n",
-    )
-    .unwrap();
-    cfg
-}
-
-fn replay(dir: &Path, cfg: &Path, input: &Path) -> Vec<Value> {
-    let out = dir.join("cases.jsonl");
-    let data = dir.join("data");
-    let (code, _o, err) = run(&[
-        "replay",
-        "--quiet",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--cases-out",
-        out.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    std::fs::read_to_string(out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-const T0: i64 = 1_714_525_200_000; // 2024-05-01T01:00:00Z
+use common::story::{T0, config, falcon, one_am_story, replay_cases, write_lines};
+use serde_json::json;
 
 /// The "1 AM" story: six alerts from two tools within nine minutes on one endpoint and one
 /// identity are one case, explained, whose tier is above what any one alert would get alone.
@@ -120,43 +12,10 @@ const T0: i64 = 1_714_525_200_000; // 2024-05-01T01:00:00Z
 fn six_alerts_from_two_tools_in_nine_minutes_are_one_case_above_any_single_alert() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
-    let min = 60_000;
-    let records = vec![
-        falcon(1, "WS-042", "alice", T0, 3, "T1566.001"),
-        defender(
-            2,
-            "ws-042.corp.example",
-            "alice",
-            "2024-05-01T01:02:00Z",
-            "Medium",
-            "T1059.001",
-        ),
-        falcon(3, "WS-042", "CORP\\alice", T0 + 3 * min, 4, "T1003.001"),
-        defender(
-            4,
-            "ws-042.corp.example",
-            "alice",
-            "2024-05-01T01:05:00Z",
-            "High",
-            "T1055",
-        ),
-        falcon(5, "WS-042", "alice", T0 + 7 * min, 4, "T1021.002"),
-        defender(
-            6,
-            "ws-042.corp.example",
-            "alice",
-            "2024-05-01T01:09:00Z",
-            "High",
-            "T1486",
-        ),
-    ];
-    // The last alert's evidence names a URL on a domain the intel feed lists.
-    let mut records = records;
-    records[5]["evidence"] =
-        json!([{"entityType": "Url", "url": "http://dl.evil.example/payload.bin"}]);
+    let records = one_am_story();
     let input = dir.path().join("one-am.ndjson");
     write_lines(&input, &records);
-    let cases = replay(dir.path(), &cfg, &input);
+    let cases = replay_cases(dir.path(), &cfg, &input);
     assert_eq!(cases.len(), 1, "{cases:#?}");
     let c = &cases[0];
     assert_eq!(c["alerts"].as_array().unwrap().len(), 6, "{c:#}");
@@ -205,7 +64,7 @@ fn six_alerts_from_two_tools_in_nine_minutes_are_one_case_above_any_single_alert
         let cfg = config(d.path());
         let one = d.path().join(format!("one-{i}.ndjson"));
         write_lines(&one, std::slice::from_ref(r));
-        let alone = replay(d.path(), &cfg, &one);
+        let alone = replay_cases(d.path(), &cfg, &one);
         assert_eq!(alone.len(), 1);
         assert!(
             rank(alone[0]["tier"].as_str().unwrap()) < rank("high"),
@@ -239,7 +98,7 @@ fn hosts_form_separate_cases_and_a_decoy_validates_its_users_case() {
     ];
     let input = dir.path().join("mixed.ndjson");
     write_lines(&input, &records);
-    let cases = replay(dir.path(), &cfg, &input);
+    let cases = replay_cases(dir.path(), &cfg, &input);
     let by_host = |h: &str| {
         cases.iter().find(|c| {
             c["entities"]
@@ -288,7 +147,7 @@ fn two_sources_touching_one_decoy_form_two_validated_cases() {
             login("10.0.9.78", "2024-05-01 01:02:00.000000"),
         ],
     );
-    let cases = replay(dir.path(), &cfg, &input);
+    let cases = replay_cases(dir.path(), &cfg, &input);
     assert_eq!(cases.len(), 2, "{cases:#?}");
     for c in &cases {
         assert_eq!(c["tier"], "validated", "{c:#}");

@@ -36,6 +36,7 @@ pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
             "/cases/{id}",
             get(crate::cases::get_one::<S>).patch(crate::cases::patch::<S>),
         )
+        .route("/admin/reload", post(reload::<S>))
         .route("/stats", get(stats::<S>))
         .route("/audit", get(audit::<S>))
         .fallback(not_found)
@@ -178,6 +179,7 @@ async fn ingest<S: Store>(
         .collect();
     let received = decoded.received;
     let stored = decoded.records.len();
+    let alerts = decoded.alerts;
     let outcome = state
         .store
         .ingest(IngestBatch {
@@ -192,6 +194,7 @@ async fn ingest<S: Store>(
         })
         .await
         .map_err(internal)?;
+    state.place_alerts(alerts, &outcome.new_alerts).await;
     let rejected: Vec<Value> = rejected
         .into_iter()
         .zip(outcome.dead_letter_ids.iter())
@@ -214,6 +217,37 @@ async fn ingest<S: Store>(
         "rejected": rejected,
     });
     Ok((status, Json(answer)).into_response())
+}
+
+/// Reloads decoys and enrichment without a restart; a part that fails keeps its old set and
+/// the answer (422) says which file, line and why.
+async fn reload<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    Extension(principal): Extension<Principal>,
+) -> Answer {
+    principal.require(Permission::Admin)?;
+    let Some(r) = state.reload.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "nothing to reload: the server runs without a configuration file",
+        ));
+    };
+    let result = tokio::task::spawn_blocking(move || r.reload())
+        .await
+        .map_err(internal)?;
+    let detail = match &result {
+        Ok(loaded) => json!({ "via": "api", "loaded": loaded }),
+        Err(e) => json!({ "via": "api", "refused": e }),
+    };
+    state
+        .store
+        .audit(&principal.name, "admin.reload", detail)
+        .await
+        .map_err(internal)?;
+    match result {
+        Ok(loaded) => Ok(Json(json!({ "reloaded": loaded })).into_response()),
+        Err(e) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e)),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,7 @@
 pub mod auth;
 mod cases;
 mod http;
+pub mod live;
 pub mod syslog;
 
 use std::net::SocketAddr;
@@ -50,6 +51,16 @@ pub struct AppState<S: Store> {
     pub tokens: TokenCache,
     pub limits: Limits,
     pub syslog: Arc<SyslogStats>,
+    /// Live case formation; `None` when cases are off.
+    pub cases: Option<live::LiveCases>,
+    /// Reloads decoys and enrichment (`POST /api/v1/admin/reload`, SIGHUP).
+    pub reload: Option<Arc<dyn Reload>>,
+}
+
+/// Reloads the reloadable configuration: all or nothing per part, the parts that fail keep
+/// what they had. Returns what was loaded (counts per part) or why a part was refused.
+pub trait Reload: Send + Sync {
+    fn reload(&self) -> Result<serde_json::Value, String>;
 }
 
 impl<S: Store> AppState<S> {
@@ -66,6 +77,15 @@ impl<S: Store> AppState<S> {
             tokens: TokenCache::default(),
             limits,
             syslog: Arc::new(SyslogStats::default()),
+            cases: None,
+            reload: None,
+        }
+    }
+
+    /// Hands the alerts a commit stored now to live case formation.
+    pub async fn place_alerts(&self, alerts: Vec<riposte_domain::Alert>, new_ids: &[String]) {
+        if let Some(c) = &self.cases {
+            c.place(live::stored_now(alerts, new_ids)).await;
         }
     }
 }

@@ -384,6 +384,7 @@ async fn batcher<S: Store>(
             continue;
         };
         let refused = decoding.rejects.len() as u64;
+        let mut alerts = decoding.alerts;
         let batch = IngestBatch {
             batch_id: new_batch_id(),
             actor: "syslog".into(),
@@ -405,6 +406,9 @@ async fn batcher<S: Store>(
                         .duplicates
                         .fetch_add(o.duplicates, Ordering::Relaxed);
                     state.syslog.refused.fetch_add(refused, Ordering::Relaxed);
+                    state
+                        .place_alerts(std::mem::take(&mut alerts), &o.new_alerts)
+                        .await;
                     break;
                 }
                 Err(e) if attempt < 5 => {

@@ -134,6 +134,8 @@ pub struct IngestOutcome {
     pub rejected: u64,
     pub dead_letter_ids: Vec<i64>,
     pub audit_seq: u64,
+    /// The ids of the alerts stored now (not the duplicates), for the case stage.
+    pub new_alerts: Vec<String>,
 }
 
 /// A page of stored documents, newest first. `cursor` continues after the last item.
@@ -230,6 +232,15 @@ pub trait Store: Send + Sync + 'static {
     fn alerts(&self, q: &ListQuery) -> impl Future<Output = Result<Page, StoreError>> + Send;
     fn event(&self, id: &str) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     fn events(&self, q: &ListQuery) -> impl Future<Output = Result<Page, StoreError>> + Send;
+    /// Alerts in storage order, newest first, received at or after `received_ms`: a page of
+    /// at most `limit`, continuing before `cursor`. In storage order, not by the alerts' own
+    /// time, so the look-back costs what it returns (rebuilding open cases after a restart).
+    fn alerts_received_since(
+        &self,
+        received_ms: i64,
+        cursor: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
     /// How many alerts and events are stored.
     fn counts(&self) -> impl Future<Output = Result<(u64, u64), StoreError>> + Send;
 

@@ -231,6 +231,7 @@ async fn insert_records(
     kind: RecordKind,
     records: Vec<&StoredRecord>,
     received_ms: i64,
+    new_ids: &mut Vec<String>,
 ) -> Result<u64, StoreError> {
     let mut inserted = 0;
     for chunk in records.chunks(CHUNK) {
@@ -244,13 +245,18 @@ async fn insert_records(
                 "(?,?,?,?,?)",
             ),
         };
-        let mut sql = String::with_capacity(head.len() + chunk.len() * (row.len() + 1));
+        let mut sql = String::with_capacity(head.len() + chunk.len() * (row.len() + 1) + 14);
         sql.push_str(head);
         for i in 0..chunk.len() {
             if i > 0 {
                 sql.push(',');
             }
             sql.push_str(row);
+        }
+        // The alerts stored now (not duplicates) go on to the case stage: it must see each
+        // alert once.
+        if kind == RecordKind::Alert {
+            sql.push_str(" RETURNING id");
         }
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for r in chunk {
@@ -263,7 +269,18 @@ async fn insert_records(
             }
             q = q.bind(received_ms).bind(r.doc.as_slice());
         }
-        inserted += q.execute(&mut *conn).await?.rows_affected();
+        if kind == RecordKind::Alert {
+            let keys: Vec<Vec<u8>> = q
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?;
+            inserted += keys.len() as u64;
+            new_ids.extend(keys.iter().map(hex::encode));
+        } else {
+            inserted += q.execute(&mut *conn).await?.rows_affected();
+        }
     }
     Ok(inserted)
 }
@@ -318,8 +335,23 @@ impl Store for SqliteStore {
             .iter()
             .filter(|r| r.kind == RecordKind::Event)
             .collect();
-        let mut accepted = insert_records(&mut tx, RecordKind::Alert, alerts, received_ms).await?;
-        accepted += insert_records(&mut tx, RecordKind::Event, events, received_ms).await?;
+        let mut new_alerts = Vec::new();
+        let mut accepted = insert_records(
+            &mut tx,
+            RecordKind::Alert,
+            alerts,
+            received_ms,
+            &mut new_alerts,
+        )
+        .await?;
+        accepted += insert_records(
+            &mut tx,
+            RecordKind::Event,
+            events,
+            received_ms,
+            &mut new_alerts,
+        )
+        .await?;
         let mut dead_letter_ids = Vec::with_capacity(batch.rejects.len());
         for d in &batch.rejects {
             let res = sqlx::query(
@@ -358,7 +390,39 @@ impl Store for SqliteStore {
             rejected,
             dead_letter_ids,
             audit_seq: new_head.0,
+            new_alerts,
         })
+    }
+
+    async fn alerts_received_since(
+        &self,
+        received_ms: i64,
+        cursor: Option<i64>,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        let limit = limit.clamp(1, 10_000) as usize;
+        let rows = sqlx::query(
+            "SELECT rowid, received_ms, doc FROM alerts WHERE rowid < ? ORDER BY rowid DESC LIMIT ?",
+        )
+        .bind(cursor.unwrap_or(i64::MAX))
+        .bind(limit as i64)
+        .fetch_all(&self.readers)
+        .await?;
+        let mut page = Page::default();
+        for r in &rows {
+            let received: i64 = r.try_get(1)?;
+            if received < received_ms {
+                page.next_cursor = None;
+                return Ok(page);
+            }
+            let doc: Vec<u8> = r.try_get(2)?;
+            page.items.push(decompress_doc(&doc)?);
+            page.next_cursor = Some(r.try_get(0)?);
+        }
+        if rows.len() < limit {
+            page.next_cursor = None;
+        }
+        Ok(page)
     }
 
     async fn alert(&self, id: &str) -> Result<Option<String>, StoreError> {
@@ -486,12 +550,24 @@ impl Store for SqliteStore {
             written.push(json!({ "case": c.id, "tier": c.tier, "risk": c.risk }));
         }
         for (id, into) in &retired {
-            sqlx::query("UPDATE cases SET status = 'merged', updated_ms = ? WHERE id = ?")
+            // Absorbed by a merge, or withdrawn (`into` empty) when a late alert re-formed
+            // the window and its alerts are in other cases now.
+            let status = if into.is_empty() {
+                "withdrawn"
+            } else {
+                "merged"
+            };
+            sqlx::query("UPDATE cases SET status = ?, updated_ms = ? WHERE id = ?")
+                .bind(status)
                 .bind(now_ms)
                 .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
-            written.push(json!({ "case": id, "merged_into": into }));
+            if into.is_empty() {
+                written.push(json!({ "case": id, "withdrawn": true }));
+            } else {
+                written.push(json!({ "case": id, "merged_into": into }));
+            }
         }
         append_audit(
             &mut tx,

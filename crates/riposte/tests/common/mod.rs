@@ -1,6 +1,8 @@
 //! A test kit that runs the real `riposte` binary on 127.0.0.1:0 and talks to it over HTTP.
 #![allow(dead_code)]
 
+pub mod story;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,407 @@
+//! Live case formation: the case stage fed with every alert the server stores.
+//!
+//! After a commit, the HTTP and syslog paths hand the alerts stored by it (never duplicates:
+//! [`riposte_store::IngestOutcome::new_alerts`]) to one task, which places them
+//! ([`riposte_ingest::cases::CaseStage`]), writes the cases they changed (absorbed and
+//! withdrawn cases retired) and announces each change on one broadcast channel
+//! ([`CaseUpdate`]) for whatever reacts to cases (playbooks, live views). Every second it also
+//! closes the cases nothing can join any more, so memory holds only the open window.
+//!
+//! Cases are derived data: the alerts are the record. A restart rebuilds the open window by
+//! placing again the alerts received in the last `max_span + max_lateness`, in (time, id)
+//! order; case ids are deterministic, so the rebuilt cases are the stored ones, and a case
+//! whose write was lost to a crash is written then.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use riposte_domain::{Alert, Timestamp};
+use riposte_enrich::SharedEnrichment;
+use riposte_ingest::Pipeline;
+use riposte_ingest::cases::{CaseStage, Touched};
+use riposte_store::{Store, StoredCase};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// Batches of alerts waiting for the case task; a full queue makes ingest wait (after its
+/// commit: nothing acknowledged is at risk).
+const QUEUE: usize = 256;
+/// How often open cases are closed when nothing can join them any more.
+const TICK: Duration = Duration::from_secs(1);
+/// Alerts placed before the changed cases are written.
+const MAX_PLACE: usize = 20_000;
+
+/// One case change, as announced on [`LiveCases::subscribe`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseUpdate {
+    pub case: String,
+    /// `created`, `updated`, `merged` (into `merged_into`) or `withdrawn`.
+    pub change: &'static str,
+    pub tier: String,
+    /// Set when the tier changed with this update (`case.tier_changed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_tier: Option<String>,
+    pub risk: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    pub alerts: usize,
+}
+
+/// What the case task needs.
+pub struct CaseSettings {
+    pub config: riposte_correlate::CaseConfig,
+    pub enrichment: Arc<SharedEnrichment>,
+    pub scoring: riposte_score::ScoringConfig,
+}
+
+/// The handle the ingest paths and subscribers hold.
+pub struct LiveCases {
+    tx: mpsc::Sender<Vec<Alert>>,
+    updates: broadcast::Sender<CaseUpdate>,
+    stop: watch::Sender<bool>,
+}
+
+impl LiveCases {
+    /// Starts the case task: it rebuilds the open window from the store, then places what
+    /// arrives. Fails only on a bad case configuration.
+    pub fn start<S: Store>(
+        store: Arc<S>,
+        pipeline: Arc<Pipeline>,
+        settings: CaseSettings,
+    ) -> Result<(LiveCases, tokio::task::JoinHandle<()>), riposte_correlate::ConfigError> {
+        let stage = CaseStage::new(
+            &settings.config,
+            settings.enrichment.current(),
+            settings.scoring.clone(),
+        )?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (updates, _) = broadcast::channel(4096);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = CaseTask {
+            store,
+            pipeline,
+            lookback: settings.config.max_span + settings.config.max_lateness,
+            settings,
+            stage: Some(Box::new(stage)),
+            broken: false,
+            recoveries: 0,
+            tiers: HashMap::new(),
+            pending: Touched::default(),
+            updates: updates.clone(),
+        };
+        let handle = tokio::spawn(task.run(rx, stop_rx));
+        Ok((LiveCases { tx, updates, stop }, handle))
+    }
+
+    /// Hands alerts just stored to the case task. Waits while the task is behind.
+    pub async fn place(&self, alerts: Vec<Alert>) {
+        if alerts.is_empty() {
+            return;
+        }
+        if self.tx.send(alerts).await.is_err() {
+            tracing::error!("the case task has stopped; alerts are stored but form no cases");
+        }
+    }
+
+    /// Case changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<CaseUpdate> {
+        self.updates.subscribe()
+    }
+
+    /// Asks the task to write what it has and stop.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Keeps only the alerts a commit stored now.
+pub fn stored_now(mut alerts: Vec<Alert>, new_ids: &[String]) -> Vec<Alert> {
+    if alerts.is_empty() || new_ids.is_empty() {
+        return Vec::new();
+    }
+    if new_ids.len() < alerts.len() {
+        let new: std::collections::HashSet<&str> = new_ids.iter().map(String::as_str).collect();
+        alerts.retain(|a| new.contains(a.id.as_str()));
+    }
+    alerts
+}
+
+struct CaseTask<S: Store> {
+    store: Arc<S>,
+    pipeline: Arc<Pipeline>,
+    settings: CaseSettings,
+    lookback: jiff::SignedDuration,
+    /// Moved onto a blocking thread for each piece of CPU work.
+    stage: Option<Box<CaseStage>>,
+    /// The stage was lost to a panic: rebuild it.
+    broken: bool,
+    recoveries: u32,
+    /// Tier of each case announced, to tell a tier change.
+    tiers: HashMap<String, String>,
+    /// Changes not yet written (a failed write is tried again on the next tick).
+    pending: Touched,
+    updates: broadcast::Sender<CaseUpdate>,
+}
+
+impl<S: Store> CaseTask<S> {
+    async fn run(mut self, mut rx: mpsc::Receiver<Vec<Alert>>, mut stop: watch::Receiver<bool>) {
+        if let Err(e) = self.rebuild().await {
+            tracing::error!(error = %e, "could not rebuild the open cases; starting empty");
+        }
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                got = rx.recv() => {
+                    let Some(mut alerts) = got else { break };
+                    while alerts.len() < MAX_PLACE {
+                        match rx.try_recv() {
+                            Ok(more) => alerts.extend(more),
+                            Err(_) => break,
+                        }
+                    }
+                    self.place(alerts).await;
+                    self.write(Vec::new(), true).await;
+                }
+                _ = tick.tick() => {
+                    self.expire().await;
+                }
+                _ = stop.changed() => {
+                    let mut rest = Vec::new();
+                    while let Ok(more) = rx.try_recv() {
+                        rest.extend(more);
+                    }
+                    self.place(rest).await;
+                    self.write(Vec::new(), true).await;
+                    break;
+                }
+            }
+            if self.broken {
+                self.recover().await;
+            }
+        }
+    }
+
+    /// Runs `f` on the stage on a blocking thread.
+    async fn with_stage<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut CaseStage) -> T + Send + 'static,
+    ) -> Option<T> {
+        let mut stage = self.stage.take()?;
+        match tokio::task::spawn_blocking(move || {
+            let out = f(&mut stage);
+            (stage, out)
+        })
+        .await
+        {
+            Ok((stage, out)) => {
+                self.stage = Some(stage);
+                Some(out)
+            }
+            Err(e) => {
+                // The stage is lost with the thread: start over from the stored alerts.
+                tracing::error!(error = %e, "the case stage failed; rebuilding it");
+                self.broken = true;
+                None
+            }
+        }
+    }
+
+    async fn place(&mut self, mut alerts: Vec<Alert>) {
+        if alerts.is_empty() {
+            return;
+        }
+        alerts.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+        let enrichment = self.settings.enrichment.current();
+        let mut pending = std::mem::take(&mut self.pending);
+        let out = self
+            .with_stage(move |stage| {
+                stage.set_enrichment(enrichment);
+                for a in &alerts {
+                    stage.place(a, &mut pending);
+                }
+                pending
+            })
+            .await;
+        if let Some(p) = out {
+            self.pending = p;
+        }
+    }
+
+    async fn expire(&mut self) {
+        let mut pending = std::mem::take(&mut self.pending);
+        let out = self
+            .with_stage(move |stage| {
+                // Alert time, not the wall clock: a feed of older records (a backlog, a
+                // replay over HTTP) forms the same cases it would have formed live.
+                let built = match stage.watermark() {
+                    Some(wm) => stage.expire(wm, &mut pending),
+                    None => Vec::new(),
+                };
+                (pending, built)
+            })
+            .await;
+        if let Some((p, built)) = out {
+            self.pending = p;
+            if !built.is_empty() || !self.pending.is_empty() {
+                self.write(built, true).await;
+            }
+        }
+    }
+
+    /// Writes the pending changes (and `closing`, cases that changed as they closed), then
+    /// announces them when `announce`.
+    async fn write(&mut self, closing: Vec<StoredCase>, announce: bool) {
+        if self.pending.is_empty() && closing.is_empty() {
+            return;
+        }
+        let touched = std::mem::take(&mut self.pending);
+        let ids: Vec<String> = touched.cases.iter().cloned().collect();
+        let retired_ids = touched.retired.clone();
+        let Some((mut cases, retired)) = self.with_stage(move |s| s.settle(touched)).await else {
+            return;
+        };
+        let closed_ids: Vec<String> = closing.iter().map(|c| c.id.clone()).collect();
+        cases.extend(closing);
+        let updates = if announce {
+            self.updates_for(&cases, &retired, &closed_ids)
+        } else {
+            for c in &cases {
+                self.tiers.insert(c.id.clone(), c.tier.clone());
+            }
+            Vec::new()
+        };
+        match self.store.upsert_cases(cases, retired, "cases").await {
+            Ok(()) => {
+                for u in updates {
+                    // No subscriber is not an error.
+                    let _ = self.updates.send(u);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not write cases; trying again");
+                // The tiers were recorded as announced; forget them so the retry announces.
+                for id in &ids {
+                    self.tiers.remove(id);
+                }
+                self.pending.cases.extend(ids);
+                self.pending.retired.extend(retired_ids);
+            }
+        }
+    }
+
+    fn updates_for(
+        &mut self,
+        cases: &[StoredCase],
+        retired: &[(String, String)],
+        closed: &[String],
+    ) -> Vec<CaseUpdate> {
+        let mut out = Vec::with_capacity(cases.len() + retired.len());
+        for c in cases {
+            let alerts = c.doc["alerts"].as_array().map_or(0, Vec::len);
+            let before = self.tiers.insert(c.id.clone(), c.tier.clone());
+            out.push(CaseUpdate {
+                case: c.id.clone(),
+                change: if before.is_some() {
+                    "updated"
+                } else {
+                    "created"
+                },
+                tier: c.tier.clone(),
+                previous_tier: before.filter(|t| *t != c.tier),
+                risk: c.risk,
+                merged_into: None,
+                alerts,
+            });
+        }
+        for (id, into) in retired {
+            let tier = self.tiers.remove(id).unwrap_or_default();
+            out.push(CaseUpdate {
+                case: id.clone(),
+                change: if into.is_empty() {
+                    "withdrawn"
+                } else {
+                    "merged"
+                },
+                tier,
+                previous_tier: None,
+                risk: 0.0,
+                merged_into: (!into.is_empty()).then(|| into.clone()),
+                alerts: 0,
+            });
+        }
+        for id in closed {
+            self.tiers.remove(id);
+        }
+        out
+    }
+
+    /// Places again the alerts received in the look-back window and writes every case they
+    /// form, without announcing them (they were announced when they formed).
+    async fn rebuild(&mut self) -> Result<(), riposte_store::StoreError> {
+        let since = Timestamp::now()
+            .checked_sub(self.lookback)
+            .map_or(0, |t| t.as_millisecond());
+        let mut alerts = Vec::new();
+        let mut cursor = None;
+        let mut unreadable = 0u64;
+        loop {
+            let page = self
+                .store
+                .alerts_received_since(since, cursor, 5_000)
+                .await?;
+            for doc in &page.items {
+                match serde_json::from_str::<Alert>(doc) {
+                    Ok(a) => alerts.push(self.pipeline.alert_for_cases(a)),
+                    Err(_) => unreadable += 1,
+                }
+            }
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        if unreadable > 0 {
+            tracing::warn!(
+                unreadable,
+                "stored alerts that could not be read back were left out of cases"
+            );
+        }
+        let count = alerts.len();
+        self.place(alerts).await;
+        // Record the tiers of the cases known again, so the next change is an update.
+        let ids: Vec<String> = self.pending.cases.iter().cloned().collect();
+        self.write(Vec::new(), false).await;
+        if count > 0 {
+            tracing::info!(alerts = count, cases = ids.len(), "open cases rebuilt");
+        }
+        Ok(())
+    }
+
+    /// After the stage was lost: a fresh one, rebuilt from the store (a few times; a stage
+    /// that keeps failing is a bug, and ingest goes on without cases).
+    async fn recover(&mut self) {
+        self.broken = false;
+        self.recoveries += 1;
+        if self.recoveries > 3 {
+            tracing::error!("case formation stopped after repeated internal errors");
+            return;
+        }
+        match CaseStage::new(
+            &self.settings.config,
+            self.settings.enrichment.current(),
+            self.settings.scoring.clone(),
+        ) {
+            Ok(stage) => self.stage = Some(Box::new(stage)),
+            Err(e) => {
+                tracing::error!(error = %e, "case formation stopped");
+                return;
+            }
+        }
+        self.pending = Touched::default();
+        if let Err(e) = self.rebuild().await {
+            tracing::error!(error = %e, "could not rebuild the open cases");
+        }
+    }
+}
