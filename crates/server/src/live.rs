@@ -405,3 +405,98 @@ impl<S: Store> CaseTask<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use riposte_store::{CaseQuery, Durability, SqliteStore};
+    use serde_json::json;
+
+    fn alert(id: &str, minute: i64, hosts: &[&str], score: u32) -> Alert {
+        let time = Timestamp::from_second(1_714_525_200 + minute * 60).unwrap();
+        let entities: Vec<_> = hosts
+            .iter()
+            .map(|h| json!({"type": "host", "role": "related", "value": h}))
+            .collect();
+        serde_json::from_value(json!({
+            "id": id, "decoder": "test", "product": "Test", "time": time,
+            "time_original": time.to_string(), "title": format!("alert {id}"),
+            "severity": {"score": score, "label": "high", "original": score.to_string()},
+            "entities": entities, "original": null,
+        }))
+        .unwrap()
+    }
+
+    async fn next(rx: &mut broadcast::Receiver<CaseUpdate>) -> CaseUpdate {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a case update within 10 s")
+            .expect("the channel is open")
+    }
+
+    /// Each change is written, then announced once: created, updated (with the previous
+    /// tier when it changed), and a merge retires the absorbed case in the store too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changes_are_written_then_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(dir.path(), Durability::Full)
+                .await
+                .unwrap(),
+        );
+        let settings = CaseSettings {
+            config: riposte_correlate::CaseConfig::default(),
+            enrichment: Arc::new(SharedEnrichment::new(riposte_enrich::EnrichmentSet::empty())),
+            scoring: riposte_score::ScoringConfig::default(),
+        };
+        let (live, task) =
+            LiveCases::start(store.clone(), Arc::new(Pipeline::default()), settings).unwrap();
+        let mut rx = live.subscribe();
+
+        live.place(vec![alert("a1", 0, &["h1"], 20)]).await;
+        let u = next(&mut rx).await;
+        assert_eq!((u.case.as_str(), u.change, u.alerts), ("ca1", "created", 1));
+        assert_eq!(u.previous_tier, None);
+        let first_tier = u.tier.clone();
+        // Announced after the write: the case is there to read.
+        assert!(store.case("ca1").await.unwrap().is_some());
+
+        live.place(vec![alert("a2", 1, &["h1"], 100)]).await;
+        let u = next(&mut rx).await;
+        assert_eq!((u.case.as_str(), u.change, u.alerts), ("ca1", "updated", 2));
+        assert_eq!(u.previous_tier.is_some(), u.tier != first_tier, "{u:?}");
+
+        live.place(vec![alert("a3", 2, &["h2"], 20)]).await;
+        let u = next(&mut rx).await;
+        assert_eq!((u.case.as_str(), u.change), ("ca3", "created"));
+
+        // a4 bridges h1's case and h2's: one case, the other retired as merged.
+        live.place(vec![alert("a4", 3, &["h1", "h2"], 20)]).await;
+        let mut got = [next(&mut rx).await, next(&mut rx).await];
+        got.sort_by(|a, b| a.case.cmp(&b.case));
+        assert_eq!(
+            (got[0].case.as_str(), got[0].change, got[0].alerts),
+            ("ca1", "updated", 4)
+        );
+        assert_eq!((got[1].case.as_str(), got[1].change), ("ca3", "merged"));
+        assert_eq!(got[1].merged_into.as_deref(), Some("ca1"));
+        let merged: serde_json::Value =
+            serde_json::from_str(&store.case("ca3").await.unwrap().unwrap()).unwrap();
+        assert_eq!(merged["status"], "merged");
+        let open = store
+            .cases(&CaseQuery {
+                limit: 10,
+                status: Some("open".into()),
+                ..CaseQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(open.len(), 1);
+
+        // A duplicate (an alert already placed) changes nothing.
+        live.place(vec![alert("a2", 1, &["h1"], 100)]).await;
+        live.stop();
+        task.await.unwrap();
+        assert!(rx.try_recv().is_err(), "nothing more was announced");
+    }
+}

@@ -509,6 +509,13 @@ impl Store for SqliteStore {
                     .await?;
             let mut doc = c.doc.clone();
             let (status, assignee, verdict) = match kept {
+                // A case the stage retired and formed again (a late alert re-formed the
+                // window) is open again; what an analyst set stays.
+                Some((status, assignee, verdict))
+                    if status == "merged" || status == "withdrawn" =>
+                {
+                    (c.status.clone(), assignee, verdict)
+                }
                 Some((status, assignee, verdict)) => (status, assignee, verdict),
                 None => (c.status.clone(), None, None),
             };
@@ -557,9 +564,25 @@ impl Store for SqliteStore {
             } else {
                 "merged"
             };
-            sqlx::query("UPDATE cases SET status = ?, updated_ms = ? WHERE id = ?")
+            // The document says so too: it is what the API shows.
+            let doc: Option<Vec<u8>> = sqlx::query_scalar("SELECT doc FROM cases WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(doc) = doc else { continue };
+            let mut doc: serde_json::Value = serde_json::from_str(&decompress_doc(&doc)?)
+                .map_err(|e| StoreError::Corrupt(format!("case {id}: {e}")))?;
+            if let Some(o) = doc.as_object_mut() {
+                o.insert("status".into(), json!(status));
+                if !into.is_empty() {
+                    o.insert("merged_into".into(), json!(into));
+                }
+            }
+            let packed = compress_doc(&serde_json::to_vec(&doc).unwrap_or_default());
+            sqlx::query("UPDATE cases SET status = ?, updated_ms = ?, doc = ? WHERE id = ?")
                 .bind(status)
                 .bind(now_ms)
+                .bind(packed)
                 .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
