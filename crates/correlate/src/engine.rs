@@ -62,15 +62,17 @@ struct Logged {
     entities: Box<[CaseEntity]>,
 }
 
-/// Everything placement decides from; cloned whole for a snapshot.
+/// Everything placement decides from; cloned whole for a snapshot. Cases and entity states
+/// are behind `Arc`s and copied on write (`Arc::make_mut`), so a snapshot costs a reference
+/// per case and entity, and afterwards only what changes is copied.
 #[derive(Debug, Clone, Default)]
 struct State {
     /// Open cases by slot; `None` slots are on `free`.
-    cases: Vec<Option<FormedCase>>,
+    cases: Vec<Option<Arc<FormedCase>>>,
     free: Vec<u32>,
     by_id: HashMap<Arc<str>, u32>,
     /// Joining entities by kind (see `kind_index`) and canonical value.
-    entities: [HashMap<Arc<str>, EntityState>; EntityKind::ALL.len()],
+    entities: [HashMap<Arc<str>, Arc<EntityState>>; EntityKind::ALL.len()],
     next_serial: u64,
 }
 
@@ -267,14 +269,14 @@ impl CaseEngine {
     /// An open case (or a too-late alert's case not yet handed out) by id.
     pub fn case(&self, id: &str) -> Option<&FormedCase> {
         match self.state.by_id.get(id) {
-            Some(slot) => self.state.cases.get(*slot as usize)?.as_ref(),
+            Some(slot) => self.state.cases.get(*slot as usize)?.as_deref(),
             None => self.stragglers.iter().find(|c| &*c.id == id),
         }
     }
 
     /// The open cases in (first seen, id) order, then too-late alerts' cases.
     pub fn open_cases(&self) -> Vec<&FormedCase> {
-        let mut v: Vec<&FormedCase> = self.state.cases.iter().flatten().collect();
+        let mut v: Vec<&FormedCase> = self.state.cases.iter().flatten().map(|c| &**c).collect();
         v.sort_by(|a, b| (a.first_seen(), &a.id).cmp(&(b.first_seen(), &b.id)));
         v.extend(self.stragglers.iter());
         v
@@ -482,9 +484,11 @@ impl State {
 
         // Each joining entity: count it, cap it if too common, find the cases it can join.
         for (ji, j) in sc.joiners.iter_mut().enumerate() {
-            let es = self.entities[kind_index(j.kind)]
-                .entry(j.value.clone())
-                .or_default();
+            let es = Arc::make_mut(
+                self.entities[kind_index(j.kind)]
+                    .entry(j.value.clone())
+                    .or_default(),
+            );
             if es.last_seen.is_some_and(|l| l < span_start) {
                 es.capped = None;
                 es.recent.clear();
@@ -556,7 +560,10 @@ impl State {
                 (None, None) => self.next_serial,
             };
             let j = &mut sc.joiners[ji];
-            let Some(es) = self.entities[kind_index(j.kind)].get_mut(&*j.value) else {
+            let Some(es) = self.entities[kind_index(j.kind)]
+                .get_mut(&*j.value)
+                .map(Arc::make_mut)
+            else {
                 continue;
             };
             es.anchors.retain(|(_, at)| *at >= span_start);
@@ -612,7 +619,7 @@ impl State {
         };
         out.push(change);
 
-        let Some(case) = self.cases.get_mut(slot as usize).and_then(Option::as_mut) else {
+        let Some(case) = case_mut(&mut self.cases, slot) else {
             return;
         };
         if !created {
@@ -649,7 +656,10 @@ impl State {
         let case_id = case.id.clone();
 
         for j in &sc.joiners {
-            let Some(es) = self.entities[kind_index(j.kind)].get_mut(&*j.value) else {
+            let Some(es) = self.entities[kind_index(j.kind)]
+                .get_mut(&*j.value)
+                .map(Arc::make_mut)
+            else {
                 continue;
             };
             if !j.capped {
@@ -674,7 +684,7 @@ impl State {
                 noted.extend(es.members.iter().map(|m| m.slot).filter(|s| *s != slot));
             }
             for s in noted {
-                let Some(c) = self.cases.get_mut(s as usize).and_then(Option::as_mut) else {
+                let Some(c) = case_mut(&mut self.cases, s) else {
                     continue;
                 };
                 if c.has_cap_note(j.kind, &j.value) {
@@ -732,12 +742,12 @@ impl State {
         let slot = match self.free.pop() {
             Some(s) => {
                 if let Some(x) = self.cases.get_mut(s as usize) {
-                    *x = Some(case);
+                    *x = Some(Arc::new(case));
                 }
                 s
             }
             None => {
-                self.cases.push(Some(case));
+                self.cases.push(Some(Arc::new(case)));
                 (self.cases.len() - 1) as u32
             }
         };
@@ -770,7 +780,12 @@ impl State {
             if src == dst {
                 continue;
             }
-            let Some(other) = self.cases.get_mut(src as usize).and_then(Option::take) else {
+            let Some(other) = self
+                .cases
+                .get_mut(src as usize)
+                .and_then(Option::take)
+                .map(Arc::unwrap_or_clone)
+            else {
                 continue;
             };
             self.free.push(src);
@@ -779,12 +794,15 @@ impl State {
                 if !rules.joins(e.kind, &e.value) {
                     continue;
                 }
-                let Some(es) = self.entities[kind_index(e.kind)].get_mut(&*e.value) else {
+                let Some(es) = self.entities[kind_index(e.kind)]
+                    .get_mut(&*e.value)
+                    .map(Arc::make_mut)
+                else {
                     continue;
                 };
                 move_member(&mut es.members, src, dst);
             }
-            let Some(into) = self.cases.get_mut(dst as usize).and_then(Option::as_mut) else {
+            let Some(into) = case_mut(&mut self.cases, dst) else {
                 continue;
             };
             let (gone, kept) = if other.serial < into.serial {
@@ -817,20 +835,28 @@ impl State {
             if !due {
                 continue;
             }
-            let Some(case) = self.cases[slot].take() else {
+            let Some(case) = self.cases[slot].take().map(Arc::unwrap_or_clone) else {
                 continue;
             };
             self.free.push(slot as u32);
             self.by_id.remove(&*case.id);
             for e in &case.entities {
                 if let Some(es) = self.entities[kind_index(e.kind)].get_mut(&*e.value) {
-                    es.members.retain(|m| m.slot != slot as u32);
+                    Arc::make_mut(es).members.retain(|m| m.slot != slot as u32);
                 }
             }
             closed.push(case);
         }
         closed
     }
+}
+
+/// The case in `slot`, copied first if a snapshot shares it.
+fn case_mut(cases: &mut [Option<Arc<FormedCase>>], slot: u32) -> Option<&mut FormedCase> {
+    cases
+        .get_mut(slot as usize)
+        .and_then(Option::as_mut)
+        .map(Arc::make_mut)
 }
 
 fn cap(es: &mut EntityState, reason: CapReason) {

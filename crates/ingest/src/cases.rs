@@ -12,25 +12,49 @@ use riposte_score::{CaseFacts, ScoringConfig};
 use riposte_store::StoredCase;
 use serde_json::{Value, json};
 
-/// What the case stage keeps of each alert: enough to explain and score its case.
+/// What the case stage keeps of each alert: enough to explain and score its case. Kept small
+/// (it lives as long as the alert's case is open): repeated strings are shared.
 #[derive(Debug, Clone)]
 struct AlertInfo {
     time: Timestamp,
-    title: String,
-    decoder: String,
-    product: String,
+    title: Arc<str>,
+    decoder: Arc<str>,
+    product: Arc<str>,
     severity: u8,
-    techniques: Vec<riposte_domain::TechniqueId>,
-    tactics: Vec<String>,
+    techniques: Box<[riposte_domain::TechniqueId]>,
+    tactics: Box<[Arc<str>]>,
     /// For a `deception` alert that counts: "decoy X (kind) used by Y at T".
-    decoy_use: Option<String>,
+    decoy_use: Option<Box<str>>,
+}
+
+/// Shares repeated strings (decoder, product, rule titles, tactics) among the alerts that
+/// carry them. Bounded: past `MAX_INTERNED` distinct strings, new ones are not kept.
+#[derive(Debug, Default)]
+struct Interner {
+    strings: std::collections::HashSet<Arc<str>>,
+}
+
+const MAX_INTERNED: usize = 100_000;
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(x) = self.strings.get(s) {
+            return x.clone();
+        }
+        let x: Arc<str> = Arc::from(s);
+        if self.strings.len() < MAX_INTERNED {
+            self.strings.insert(x.clone());
+        }
+        x
+    }
 }
 
 pub struct CaseStage {
     engine: CaseEngine,
     enrichment: Arc<EnrichmentSet>,
     scoring: ScoringConfig,
-    alerts: HashMap<String, AlertInfo>,
+    alerts: HashMap<Box<str>, AlertInfo>,
+    strings: Interner,
 }
 
 impl CaseStage {
@@ -44,6 +68,7 @@ impl CaseStage {
             enrichment,
             scoring,
             alerts: HashMap::new(),
+            strings: Interner::default(),
         })
     }
 
@@ -58,26 +83,24 @@ impl CaseStage {
     /// Places one alert, noting in `touched` what changed. An alert already placed (same id)
     /// changes nothing.
     pub fn place(&mut self, a: &Alert, touched: &mut Touched) {
-        if self.alerts.contains_key(&a.id) {
+        if self.alerts.contains_key(a.id.as_str()) {
             return;
         }
         let decoy_use = (a.decoder == "deception"
             && a.original.get("ignored").is_none_or(Value::is_null))
         .then(|| a.description.clone())
         .flatten();
-        self.alerts.insert(
-            a.id.clone(),
-            AlertInfo {
-                time: a.time,
-                title: a.title.clone(),
-                decoder: a.decoder.clone(),
-                product: a.product.clone(),
-                severity: a.severity.score,
-                techniques: a.techniques.clone(),
-                tactics: a.tactics.clone(),
-                decoy_use,
-            },
-        );
+        let info = AlertInfo {
+            time: a.time,
+            title: self.strings.get(&a.title),
+            decoder: self.strings.get(&a.decoder),
+            product: self.strings.get(&a.product),
+            severity: a.severity.score,
+            techniques: a.techniques.clone().into_boxed_slice(),
+            tactics: a.tactics.iter().map(|t| self.strings.get(t)).collect(),
+            decoy_use: decoy_use.map(String::into_boxed_str),
+        };
+        self.alerts.insert(a.id.as_str().into(), info);
         for c in self.engine.add(a) {
             touched.note(&c);
         }
@@ -164,15 +187,15 @@ impl CaseStage {
                 continue;
             };
             facts.severities.push(info.severity);
-            products.insert(info.product.clone());
+            products.insert(info.product.to_string());
             techniques.extend(info.techniques.iter().cloned());
-            named_tactics.extend(info.tactics.iter().map(String::as_str));
+            named_tactics.extend(info.tactics.iter().map(|t| &**t));
             if let Some(u) = &info.decoy_use {
-                facts.decoy_uses.push(u.clone());
+                facts.decoy_uses.push(u.to_string());
             }
             alerts_json.push(json!({
-                "id": &*ca.id, "time": info.time, "title": info.title,
-                "decoder": info.decoder, "severity": info.severity,
+                "id": &*ca.id, "time": info.time, "title": &*info.title,
+                "decoder": &*info.decoder, "severity": info.severity,
                 "techniques": info.techniques,
             }));
         }

@@ -44,6 +44,21 @@ pub enum BenchCommand {
         #[arg(long, default_value = "../shared/corpus")]
         corpus: PathBuf,
     },
+    /// Case formation and enrichment on one core: alerts/s and memory per open case.
+    Cases {
+        #[arg(long, default_value_t = 1_000_000)]
+        alerts: usize,
+        /// Distinct hosts, each one open case.
+        #[arg(long, default_value_t = 100_000)]
+        cases: usize,
+        #[arg(long, default_value_t = 100_000)]
+        indicators: usize,
+        #[arg(long, default_value_t = 50_000)]
+        assets: usize,
+        /// Only these passes: correlate, enrich, live (all by default).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
     /// Send N generated records to a separate `riposte serve` process over HTTP.
     Http {
         #[arg(long, default_value_t = 200_000)]
@@ -73,6 +88,19 @@ pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
             work_dir,
         } => bench_replay(count, &corpus, work_dir).await?,
         BenchCommand::Decode { copies, corpus } => bench_decode(copies, &corpus)?,
+        BenchCommand::Cases {
+            alerts,
+            cases,
+            indicators,
+            assets,
+            only,
+        } => crate::bench_cases::run(crate::bench_cases::CasesBench {
+            alerts,
+            cases,
+            indicators,
+            assets,
+            passes: only,
+        })?,
         BenchCommand::Http {
             count,
             batch,
@@ -284,7 +312,7 @@ fn peak_rss_kib(pid: &str) -> Option<u64> {
         .ok()
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

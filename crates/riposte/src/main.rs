@@ -2,6 +2,7 @@
 //! It owns configuration, start-up and output for people; the work happens in the crates.
 
 mod bench;
+mod bench_cases;
 mod config;
 
 use std::io::{IsTerminal, Write};
