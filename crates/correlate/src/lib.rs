@@ -79,10 +79,11 @@
 //!   (its id, its place in the case, its links, the replay log), so an open case costs about
 //!   800 bytes times its alerts: 6.5 KB at 8 alerts, 24 KB at 30.
 //!
-//! # Not yet
+//! # Limits, and what is not done yet
 //!
-//! - Replays clone a whole snapshot; copy-on-write cases (`Arc<FormedCase>`) would make a
-//!   late alert beyond `reorder_delay` cost only the alerts since the snapshot.
+//! - Snapshots are copy-on-write (cases and entity states behind `Arc`s): taking one costs a
+//!   reference per open case and entity, and restoring one for a late alert is as cheap;
+//!   the first change of a case after a snapshot copies that case.
 //! - Memory per alert is not tuned: a link could be three small indices (alert, earlier alert,
 //!   entity) instead of two ids, a value and a gap; times and ids could be packed; entity values
 //!   other than joining ones are not interned; the replay log repeats each alert's entities.
@@ -90,7 +91,7 @@
 //!   per-case set would keep cases with thousands of entities as fast as small ones.
 //! - `expire` looks at every open case; a queue ordered by deadline would make it proportional
 //!   to what closes.
-//! - A bench command (`riposte bench correlate`) and its numbers in `BENCHMARKS.md`.
+//! - `riposte bench cases` measures this engine inside the case stage (see `BENCHMARKS.md`).
 //! - Serialisation of [`FormedCase`] for the store (today: [`FormedCase::to_case`]).
 
 pub mod case;

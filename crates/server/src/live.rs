@@ -2,9 +2,10 @@
 //!
 //! After a commit, the HTTP and syslog paths hand the alerts stored by it (never duplicates:
 //! [`riposte_store::IngestOutcome::new_alerts`]) to one task, which places them
-//! ([`riposte_ingest::cases::CaseStage`]), writes the cases they changed (absorbed and
-//! withdrawn cases retired) and announces each change on one broadcast channel
-//! ([`CaseUpdate`]) for whatever reacts to cases (playbooks, live views). Every second it also
+//! ([`riposte_ingest::cases::CaseStage`]) as they come and, every 250 ms, writes the cases
+//! they changed (absorbed and withdrawn cases retired) in one transaction, then announces
+//! each change on one broadcast channel ([`CaseUpdate`]) for whatever reacts to cases
+//! (playbooks, live views). Every second it also
 //! closes the cases nothing can join any more, so memory holds only the open window.
 //!
 //! Cases are derived data: the alerts are the record. A restart rebuilds the open window by
@@ -29,6 +30,10 @@ use tokio::sync::{broadcast, mpsc, watch};
 const QUEUE: usize = 256;
 /// How often open cases are closed when nothing can join them any more.
 const TICK: Duration = Duration::from_secs(1);
+/// How often changed cases are written and announced: a case touched by many alerts in
+/// that time is built and written once, and the store's writer is taken a few times a
+/// second, not once per ingest request.
+const FLUSH: Duration = Duration::from_millis(250);
 /// Alerts placed before the changed cases are written.
 const MAX_PLACE: usize = 20_000;
 
@@ -151,6 +156,8 @@ impl<S: Store> CaseTask<S> {
         }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut flush = tokio::time::interval(FLUSH);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 got = rx.recv() => {
@@ -162,6 +169,8 @@ impl<S: Store> CaseTask<S> {
                         }
                     }
                     self.place(alerts).await;
+                }
+                _ = flush.tick() => {
                     self.write(Vec::new(), true).await;
                 }
                 _ = tick.tick() => {
