@@ -77,6 +77,9 @@ pub enum BenchCommand {
         corpus: PathBuf,
         #[arg(long)]
         work_dir: Option<PathBuf>,
+        /// An extra argument for `riposte serve` (repeat for more), e.g. `--server-arg=--no-cases`.
+        #[arg(long, allow_hyphen_values = true)]
+        server_arg: Vec<String>,
     },
 }
 
@@ -108,7 +111,19 @@ pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
             rate,
             corpus,
             work_dir,
-        } => bench_http(count, batch, connections, rate, &corpus, work_dir).await?,
+            server_arg,
+        } => {
+            bench_http(
+                count,
+                batch,
+                connections,
+                rate,
+                &corpus,
+                work_dir,
+                &server_arg,
+            )
+            .await?
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -384,11 +399,12 @@ struct Server {
     token: String,
 }
 
-fn start_server(data: &Path) -> Result<Server> {
+fn start_server(data: &Path, extra: &[String]) -> Result<Server> {
     let exe = std::env::current_exe()?;
     let mut child = std::process::Command::new(exe)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
+        .args(extra)
         .env("RIPOSTE_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -456,12 +472,13 @@ async fn bench_http(
     rate: Option<f64>,
     corpus: &Path,
     given: Option<PathBuf>,
+    server_args: &[String],
 ) -> Result<()> {
     let ts = Arc::new(templates(corpus)?);
     let (dir, temporary) = work_dir(given)?;
     let data = dir.join("http-data");
     let _ = std::fs::remove_dir_all(&data);
-    let mut server = start_server(&data)?;
+    let mut server = start_server(&data, server_args)?;
     let batches = count.div_ceil(batch as u64);
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = Instant::now();
