@@ -66,12 +66,30 @@ struct RawHttp {
     body: Option<serde_json::Value>,
 }
 
+/// One of `bearer: <secret>`, `header: {name, secret}`, `basic: {username, secret}`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-enum RawAuth {
-    Bearer(String),
-    Header { name: String, secret: String },
-    Basic { username: String, secret: String },
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    #[serde(default)]
+    bearer: Option<String>,
+    #[serde(default)]
+    header: Option<RawHeaderAuth>,
+    #[serde(default)]
+    basic: Option<RawBasicAuth>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderAuth {
+    name: String,
+    secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBasicAuth {
+    username: String,
+    secret: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,12 +276,33 @@ impl HttpConnector {
         }
         let auth = match raw.auth {
             None => None,
-            Some(RawAuth::Bearer(s)) => Some(Auth::Bearer(s)),
-            Some(RawAuth::Header { name, secret }) => Some(Auth::Header {
-                name: header_name(&name)?,
-                secret,
+            Some(RawAuth {
+                bearer: Some(s),
+                header: None,
+                basic: None,
+            }) => Some(Auth::Bearer(s)),
+            Some(RawAuth {
+                bearer: None,
+                header: Some(h),
+                basic: None,
+            }) => Some(Auth::Header {
+                name: header_name(&h.name)?,
+                secret: h.secret,
             }),
-            Some(RawAuth::Basic { username, secret }) => Some(Auth::Basic { username, secret }),
+            Some(RawAuth {
+                bearer: None,
+                header: None,
+                basic: Some(b),
+            }) => Some(Auth::Basic {
+                username: b.username,
+                secret: b.secret,
+            }),
+            Some(_) => {
+                return Err(err(
+                    "auth:",
+                    "`auth` takes exactly one of `bearer`, `header` and `basic`".into(),
+                ));
+            }
         };
         let idempotency_header = raw
             .idempotency_header

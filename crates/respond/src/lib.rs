@@ -15,18 +15,24 @@
 
 pub mod connector;
 pub mod duration;
+pub mod engine;
 pub mod error;
 pub mod http;
 pub mod playbook;
 pub mod policy;
+pub mod run;
 pub mod secrets;
+pub mod store;
 pub mod template;
 
 pub use connector::{
     CallOutcome, CallRequest, Connector, ConnectorError, Connectors, OperationSpec,
 };
+pub use engine::Engine;
 pub use error::{LoadError, LoadErrors, RespondError};
 pub use playbook::{Playbook, Step, StepKind, TriggerKind};
 pub use policy::{ApprovalState, Class, Decision, Policy};
+pub use run::{ActionRecord, ActionState, CaseChange, Run, RunStatus, TriggerEvent};
 pub use secrets::{Secret, SecretKey, SecretSource, SecretVault};
+pub use store::{MemoryRunStore, RunStore};
 pub use template::Templates;
