@@ -18,6 +18,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod http;
+pub mod plan;
 pub mod playbook;
 pub mod policy;
 pub mod run;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod playbook_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -100,6 +101,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Check playbooks, or dry-run one over a case.
+    Playbook {
+        #[command(subcommand)]
+        command: playbook_cmd::PlaybookCommand,
     },
     /// Measure throughput: replay or HTTP ingest of generated alerts.
     Bench {
@@ -319,6 +325,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Token { command } => token(command).await,
         Command::Audit { command } => audit(command).await,
+        Command::Playbook { command } => playbook_cmd::run(command),
         Command::Bench { command } => bench::run(command).await,
     }
 }
