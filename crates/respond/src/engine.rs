@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::connector::{CallOutcome, CallRequest, ConnectorError, Connectors, OperationSpec};
 use crate::duration::add;
 use crate::error::RespondError;
-use crate::playbook::{OnFailure, Playbook, Step, StepKind};
+use crate::playbook::{OnFailure, Playbook, Step, StepKind, TriggerKind};
 use crate::policy::{ApprovalError, ApprovalState, ApprovalStatus, Class, Decision, Gate, Policy};
 use crate::run::{
     ActionKind, ActionRecord, ActionState, AuditEntry, CaseChange, Change, Run, RunStatus,
@@ -167,63 +167,109 @@ impl<S: RunStore> Engine<S> {
             .collect();
         let mut started = Vec::new();
         for pb in candidates {
-            let mut ctx = json!({
-                "case": ev.case.clone().unwrap_or(Value::Null),
-                "alert": ev.alert.clone().unwrap_or(Value::Null),
-                "trigger": {"kind": ev.kind.as_str(), "at": ev.at, "event_id": ev.event_id},
-                "playbook": {"id": pb.id, "name": pb.name, "version": pb.version},
-                "now": now,
-            });
-            if let Some(cond) = &pb.condition {
-                match self.templates.truthy(cond, &ctx) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => {
-                        tracing::warn!(playbook = %pb.id, error = %e, "playbook condition failed; not started");
-                        continue;
-                    }
+            if let Some(id) = self.start(&pb, ev, now).await? {
+                started.push(id);
+            }
+        }
+        Ok(started)
+    }
+
+    /// Starts `pb` for `ev` when its `if` holds and the event has not started it before.
+    async fn start(
+        &self,
+        pb: &Playbook,
+        ev: &TriggerEvent,
+        now: Timestamp,
+    ) -> Result<Option<String>, RespondError> {
+        let mut ctx = json!({
+            "case": ev.case.clone().unwrap_or(Value::Null),
+            "alert": ev.alert.clone().unwrap_or(Value::Null),
+            "trigger": {"kind": ev.kind.as_str(), "at": ev.at, "event_id": ev.event_id},
+            "playbook": {"id": pb.id, "name": pb.name, "version": pb.version},
+            "now": now,
+        });
+        if let Some(cond) = &pb.condition {
+            match self.templates.truthy(cond, &ctx) {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => {
+                    tracing::warn!(playbook = %pb.id, error = %e, "playbook condition failed; not started");
+                    return Ok(None);
                 }
             }
-            let id = run_id(&pb.id, &ev.event_id);
-            let requested_by = ev
-                .requested_by
-                .clone()
-                .unwrap_or_else(|| format!("playbook:{}", pb.id));
-            let run = Run {
-                id: id.clone(),
-                playbook_id: pb.id.clone(),
-                playbook_version: pb.version.clone(),
-                playbook_hash: pb.hash.clone(),
-                trigger: ev.kind,
-                event_id: ev.event_id.clone(),
-                case_id: ev
-                    .case
-                    .as_ref()
-                    .and_then(|c| c.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                requested_by: requested_by.clone(),
-                case: ctx["case"].take(),
-                alert: ctx["alert"].take(),
-                pointer: 0,
-                status: RunStatus::Running,
-                wake_at: None,
-                step_started_at: None,
-                outputs: Default::default(),
-                error: None,
-                version: 1,
-                created_at: now,
-                updated_at: now,
+        }
+        let id = run_id(&pb.id, &ev.event_id);
+        let requested_by = ev
+            .requested_by
+            .clone()
+            .unwrap_or_else(|| format!("playbook:{}", pb.id));
+        let run = Run {
+            id: id.clone(),
+            playbook_id: pb.id.clone(),
+            playbook_version: pb.version.clone(),
+            playbook_hash: pb.hash.clone(),
+            trigger: ev.kind,
+            event_id: ev.event_id.clone(),
+            case_id: ev
+                .case
+                .as_ref()
+                .and_then(|c| c.get("id"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            requested_by: requested_by.clone(),
+            case: ctx["case"].take(),
+            alert: ctx["alert"].take(),
+            pointer: 0,
+            status: RunStatus::Running,
+            wake_at: None,
+            step_started_at: None,
+            outputs: Default::default(),
+            error: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let entry = audit(
+            &requested_by,
+            "run.start",
+            json!({"run": id, "playbook": pb.id, "version": pb.version, "hash": pb.hash,
+                   "trigger": ev.kind.as_str(), "event": ev.event_id, "case": run.case_id}),
+        );
+        if !self.store.insert_run(&run, entry).await? {
+            return Ok(None);
+        }
+        self.drive(&id, now).await?;
+        Ok(Some(id))
+    }
+
+    /// Starts the playbooks triggered by `schedule` whose period has begun anew since they
+    /// last ran: one run per playbook per period (the event id names the period), however
+    /// often this is called. Call it from the same loop as [`Engine::tick`].
+    pub async fn on_schedule(&self, now: Timestamp) -> Result<Vec<String>, RespondError> {
+        let scheduled: Vec<(Arc<Playbook>, u64)> = read(&self.active)
+            .values()
+            .flat_map(|p| {
+                p.on.iter()
+                    .filter(|t| t.kind == TriggerKind::Schedule)
+                    .filter_map(|t| t.every_secs)
+                    .map(|e| (p.clone(), e))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut started = Vec::new();
+        for (pb, every) in scheduled {
+            let every = every.max(1) as i64;
+            let slot = now.as_second().div_euclid(every) * every;
+            let ev = TriggerEvent {
+                kind: TriggerKind::Schedule,
+                event_id: format!("schedule@{slot}"),
+                case: None,
+                alert: None,
+                at: now,
+                requested_by: None,
             };
-            let entry = audit(
-                &requested_by,
-                "run.start",
-                json!({"run": id, "playbook": pb.id, "version": pb.version, "hash": pb.hash,
-                       "trigger": ev.kind.as_str(), "event": ev.event_id, "case": run.case_id}),
-            );
-            if self.store.insert_run(&run, entry).await? {
-                started.push(id.clone());
-                self.drive(&id, now).await?;
+            if let Some(id) = self.start(&pb, &ev, now).await? {
+                started.push(id);
             }
         }
         Ok(started)
@@ -1254,7 +1300,15 @@ impl<S: RunStore> Engine<S> {
         let due = match &inv.state {
             ActionState::Ready => true,
             ActionState::Backoff { until, .. } => now >= *until,
-            ActionState::Sending { .. } => self.safe_to_repeat(&inv),
+            ActionState::Sending { .. } if self.safe_to_repeat(&inv) => true,
+            ActionState::Sending { .. } => {
+                let mut inv = inv;
+                inv.state = ActionState::Uncertain { at: now };
+                let detail = json!({"action": inv.id, "why": "sent before a restart, result unknown; not repeated"});
+                self.write_action(&mut inv, now, "system", "action.uncertain", detail)
+                    .await?;
+                return Ok(inv);
+            }
             _ => false,
         };
         let inv = if due {

@@ -856,3 +856,72 @@ async fn the_webhook_notifier_posts_the_message_to_a_secret_url() {
         json!({"text": "Case case-42 is high", "case": "case-42"})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_approvals_are_applied_once_and_send_once() {
+    let edr = Edr::default();
+    let base = start_edr(edr.clone()).await;
+    let e = Arc::new(
+        engine_with(
+            MemoryRunStore::new(),
+            connector(&base, true, "approve"),
+            Policy::default(),
+            ISOLATE,
+        )
+        .await,
+    );
+    for round in 0..20u32 {
+        let started = e
+            .on_event(&event(TriggerKind::CaseCreated, "high", round, None), t(0))
+            .await
+            .unwrap();
+        let run = started[0].clone();
+        let actions = e.store().actions_of_run(&run).await.unwrap();
+        let id = actions[0].id.clone();
+        let (e1, e2, id1, id2) = (e.clone(), e.clone(), id.clone(), id.clone());
+        let a = tokio::spawn(async move { e1.answer(&id1, "bob", true, None, t(1)).await });
+        let b = tokio::spawn(async move { e2.answer(&id2, "carol", true, None, t(1)).await });
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let decided = [&a, &b]
+            .iter()
+            .filter(|r| matches!(r, Ok(ApprovalStatus::Decided(Decision::Approved))))
+            .count();
+        assert_eq!(decided, 1, "round {round}: {a:?} {b:?}");
+        assert_eq!(edr.seen().len() as u32, round + 1, "round {round}");
+        let run = e.store().run(&run).await.unwrap().unwrap();
+        assert_eq!(
+            run.status,
+            RunStatus::Succeeded,
+            "round {round}: {:?}",
+            run.error
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_playbook_runs_once_per_period() {
+    let edr = Edr::default();
+    let base = start_edr(edr.clone()).await;
+    let text = r#"id: sweep
+name: Sweep
+on: { schedule: 15m }
+steps:
+  - id: poke
+    action: edr.isolate_host
+    params: { host: "canary-{{ trigger.event_id }}" }
+"#;
+    let e = engine_with(
+        MemoryRunStore::new(),
+        connector(&base, true, "auto"),
+        Policy::default(),
+        text,
+    )
+    .await;
+    assert_eq!(e.on_schedule(t(0)).await.unwrap().len(), 1);
+    assert!(e.on_schedule(t(10)).await.unwrap().is_empty());
+    assert!(e.on_schedule(t(899)).await.unwrap().is_empty());
+    assert_eq!(e.on_schedule(t(900)).await.unwrap().len(), 1);
+    let seen = edr.seen();
+    assert_eq!(seen.len(), 2);
+    assert_ne!(seen[0].path, seen[1].path);
+}
