@@ -359,4 +359,15 @@ mod tests {
         let t = Templates::default();
         assert!(t.render("{% include '/etc/passwd' %}", &json!({})).is_err());
     }
+
+    #[test]
+    fn loop_variables_and_set_names_are_not_unknown_roots() {
+        let t = Templates::default();
+        t.check_template("{% for e in case.entities %}{{ loop.index }} {{ e.value }}{% endfor %}")
+            .unwrap();
+        t.check_template("{% set n = case.entities | length %}{{ n }}")
+            .unwrap();
+        t.check_template("{% set ns = namespace(c=0) %}{{ ns.c }}")
+            .unwrap();
+    }
 }
