@@ -925,3 +925,49 @@ steps:
     assert_eq!(seen.len(), 2);
     assert_ne!(seen[0].path, seen[1].path);
 }
+
+#[tokio::test]
+async fn a_run_keeps_the_playbook_version_it_started_with() {
+    let edr = Edr::default();
+    let base = start_edr(edr.clone()).await;
+    let conn = connector(&base, true, "approve");
+    let e = engine_with(
+        MemoryRunStore::new(),
+        conn.clone(),
+        Policy::default(),
+        ISOLATE,
+    )
+    .await;
+    let first = e
+        .on_event(&event(TriggerKind::CaseCreated, "high", 1, None), t(0))
+        .await
+        .unwrap();
+    // Edit the live playbook while the run waits for approval.
+    let edited = ISOLATE.replace("isolated as", "EDITED");
+    let mut cs = Connectors::new();
+    cs.add(conn);
+    let pb = playbook::load("contain.yaml", &edited, &Templates::default(), Some(&cs)).unwrap();
+    e.activate(pb).await.unwrap();
+    let a = only_action(&e).await;
+    e.answer(&a.id, "bob", true, None, t(1)).await.unwrap();
+    let notes: Vec<String> = e
+        .store()
+        .case_changes()
+        .iter()
+        .filter_map(|c| {
+            serde_json::to_value(&c.change).ok()?["text"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(notes, vec!["isolated as iso-1".to_string()]);
+    // A new run follows the new version.
+    let second = e
+        .on_event(&event(TriggerKind::CaseCreated, "high", 2, None), t(2))
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    let run = e.store().run(&second[0]).await.unwrap().unwrap();
+    let old = e.store().run(&first[0]).await.unwrap().unwrap();
+    assert_ne!(run.playbook_hash, old.playbook_hash);
+}
