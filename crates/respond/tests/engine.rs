@@ -971,3 +971,63 @@ async fn a_run_keeps_the_playbook_version_it_started_with() {
     let old = e.store().run(&first[0]).await.unwrap().unwrap();
     assert_ne!(run.playbook_hash, old.playbook_hash);
 }
+
+#[tokio::test]
+async fn for_each_calls_once_per_item_and_refuses_more_than_its_bound() {
+    let edr = Edr::default();
+    let base = start_edr(edr.clone()).await;
+    let text = ISOLATE.replace(
+        "      max_items: 5\n",
+        "      max_items: 3\n      concurrency: 2\n",
+    );
+    let e = engine_with(
+        MemoryRunStore::new(),
+        connector(&base, true, "auto"),
+        Policy::default(),
+        &text,
+    )
+    .await;
+    let hosts = |n: usize| -> Value {
+        let mut c = case("high");
+        c["entities"] = (0..n)
+            .map(|i| json!({"type": "host", "value": format!("ws-{i}")}))
+            .collect();
+        c
+    };
+    let mut ev = event(TriggerKind::CaseCreated, "high", 1, None);
+    ev.case = Some(hosts(3));
+    let started = e.on_event(&ev, t(0)).await.unwrap();
+    let run = e.store().run(&started[0]).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let seen = edr.seen();
+    let mut paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/hosts/ws-0/isolate",
+            "/api/v1/hosts/ws-1/isolate",
+            "/api/v1/hosts/ws-2/isolate"
+        ]
+    );
+    let keys: std::collections::BTreeSet<&str> = seen
+        .iter()
+        .map(|s| s.headers["idempotency-key"].as_str())
+        .collect();
+    assert_eq!(keys.len(), 3);
+
+    let mut ev = event(TriggerKind::CaseCreated, "high", 2, None);
+    ev.case = Some(hosts(4));
+    let started = e.on_event(&ev, t(1)).await.unwrap();
+    let run = e.store().run(&started[0]).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("bound `max_items` is 3"),
+        "{:?}",
+        run.error
+    );
+    assert_eq!(edr.seen().len(), 3);
+}
