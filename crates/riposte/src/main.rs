@@ -4,6 +4,8 @@
 mod bench;
 mod bench_cases;
 mod config;
+mod playbook_cmd;
+mod secret_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -108,6 +110,16 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Check playbooks, or dry-run one over a case.
+    Playbook {
+        #[command(subcommand)]
+        command: playbook_cmd::PlaybookCommand,
+    },
+    /// Manage the sealed secrets connectors use (values read from stdin, never shown).
+    Secret {
+        #[command(subcommand)]
+        command: secret_cmd::SecretCommand,
     },
     /// Measure throughput: replay or HTTP ingest of generated alerts.
     Bench {
@@ -364,6 +376,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         }
         Command::Token { command } => token(command).await,
         Command::Audit { command } => audit(command).await,
+        Command::Playbook { command } => playbook_cmd::run(command),
+        Command::Secret { command } => secret_cmd::run(command),
         Command::Bench { command } => bench::run(command).await,
     }
 }
