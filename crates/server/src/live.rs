@@ -40,6 +40,9 @@ const MAX_PLACE: usize = 20_000;
 /// One case change, as announced on [`LiveCases::subscribe`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaseUpdate {
+    /// Increases with every update this process announces: `{case}@{seq}` names one change
+    /// (an idempotency key for whatever reacts to it).
+    pub seq: u64,
     pub case: String,
     /// `created`, `updated`, `merged` (into `merged_into`) or `withdrawn`.
     pub change: &'static str,
@@ -93,6 +96,7 @@ impl LiveCases {
             recoveries: 0,
             tiers: HashMap::new(),
             pending: Touched::default(),
+            seq: 0,
             updates: updates.clone(),
         };
         let handle = tokio::spawn(task.run(rx, stop_rx));
@@ -146,6 +150,8 @@ struct CaseTask<S: Store> {
     tiers: HashMap<String, String>,
     /// Changes not yet written (a failed write is tried again on the next tick).
     pending: Touched,
+    /// The last [`CaseUpdate::seq`] announced.
+    seq: u64,
     updates: broadcast::Sender<CaseUpdate>,
 }
 
@@ -310,7 +316,9 @@ impl<S: Store> CaseTask<S> {
         for c in cases {
             let alerts = c.doc["alerts"].as_array().map_or(0, Vec::len);
             let before = self.tiers.insert(c.id.clone(), c.tier.clone());
+            self.seq += 1;
             out.push(CaseUpdate {
+                seq: self.seq,
                 case: c.id.clone(),
                 change: if before.is_some() {
                     "updated"
@@ -326,7 +334,9 @@ impl<S: Store> CaseTask<S> {
         }
         for (id, into) in retired {
             let tier = self.tiers.remove(id).unwrap_or_default();
+            self.seq += 1;
             out.push(CaseUpdate {
+                seq: self.seq,
                 case: id.clone(),
                 change: if into.is_empty() {
                     "withdrawn"
