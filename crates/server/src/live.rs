@@ -40,8 +40,8 @@ const MAX_PLACE: usize = 20_000;
 /// One case change, as announced on [`LiveCases::subscribe`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaseUpdate {
-    /// Increases with every update this process announces: `{case}@{seq}` names one change
-    /// (an idempotency key for whatever reacts to it).
+    /// Increases with every update, across restarts too (it starts from the clock):
+    /// `{case}@{seq}` names one change (an idempotency key for whatever reacts to it).
     pub seq: u64,
     pub case: String,
     /// `created`, `updated`, `merged` (into `merged_into`) or `withdrawn`.
@@ -96,7 +96,9 @@ impl LiveCases {
             recoveries: 0,
             tiers: HashMap::new(),
             pending: Touched::default(),
-            seq: 0,
+            // Above every number an earlier run of the process announced (unless the clock
+            // went back), so `{case}@{seq}` never repeats across restarts.
+            seq: (Timestamp::now().as_millisecond().max(0) as u64).saturating_mul(1000),
             updates: updates.clone(),
         };
         let handle = tokio::spawn(task.run(rx, stop_rx));
