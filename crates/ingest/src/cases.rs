@@ -49,6 +49,10 @@ impl Interner {
     }
 }
 
+/// Most alerts, links and entities a case document lists (and entities it enriches and
+/// indexes for look-up by entity).
+pub const MAX_LISTED: usize = 1_000;
+
 pub struct CaseStage {
     engine: CaseEngine,
     enrichment: Arc<EnrichmentSet>,
@@ -179,10 +183,14 @@ impl CaseStage {
     pub fn build(&self, c: &FormedCase) -> StoredCase {
         let mut facts = CaseFacts::default();
         let mut products = BTreeSet::new();
-        let mut alerts_json = Vec::with_capacity(c.alerts.len());
+        let mut alerts_json = Vec::with_capacity(c.alerts.len().min(MAX_LISTED));
+        // The document lists the latest alerts and links and the first entities, at most
+        // MAX_LISTED each (with their counts), so writing a huge case stays cheap; the
+        // score counts every alert.
+        let listed_from = c.alerts.len().saturating_sub(MAX_LISTED);
         let mut techniques = Vec::new();
         let mut named_tactics: Vec<&str> = Vec::new();
-        for ca in &c.alerts {
+        for (i, ca) in c.alerts.iter().enumerate() {
             let Some(info) = self.alerts.get(&*ca.id) else {
                 continue;
             };
@@ -192,6 +200,9 @@ impl CaseStage {
             named_tactics.extend(info.tactics.iter().map(|t| &**t));
             if let Some(u) = &info.decoy_use {
                 facts.decoy_uses.push(u.to_string());
+            }
+            if i < listed_from {
+                continue;
             }
             alerts_json.push(json!({
                 "id": &*ca.id, "time": info.time, "title": &*info.title,
@@ -206,9 +217,9 @@ impl CaseStage {
         // Context of every entity: assets, identities, intel, each hit with why.
         let at = c.last_seen();
         let mut contexts: Vec<Context<'_>> = Vec::new();
-        let mut entities_json = Vec::with_capacity(c.entities.len());
+        let mut entities_json = Vec::with_capacity(c.entities.len().min(MAX_LISTED));
         let mut asset_tags = BTreeSet::new();
-        for e in &c.entities {
+        for e in c.entities.iter().take(MAX_LISTED) {
             contexts.clear();
             let entity = riposte_domain::Entity {
                 kind: e.kind,
@@ -266,8 +277,7 @@ impl CaseStage {
             riposte_domain::ConfidenceTier::High => "high",
             riposte_domain::ConfidenceTier::Validated => "validated",
         };
-        let links: Vec<Value> = c
-            .links
+        let links: Vec<Value> = c.links[c.links.len().saturating_sub(MAX_LISTED)..]
             .iter()
             .map(|l| {
                 json!({
@@ -302,6 +312,9 @@ impl CaseStage {
             "products": facts.products,
             "asset_tags": asset_tags,
             "decoy_uses": facts.decoy_uses,
+            "alert_count": c.alerts.len(),
+            "entity_count": c.entities.len(),
+            "link_count": c.links.len(),
             "alerts": alerts_json,
             "entities": entities_json,
             "links": links,
@@ -317,6 +330,7 @@ impl CaseStage {
             entities: c
                 .entities
                 .iter()
+                .take(MAX_LISTED)
                 .map(|e| (e.kind.as_str().to_string(), e.value.to_string()))
                 .collect(),
             doc,

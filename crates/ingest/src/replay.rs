@@ -308,11 +308,17 @@ async fn form_cases<S: Store>(
         stage.add(a);
     }
     stage.flush();
-    let mut cases: Vec<riposte_store::StoredCase> = stage
-        .open_cases()
-        .into_iter()
-        .map(|c| stage.build(c))
-        .collect();
+    drop(alerts);
+    // Built and stored in chunks: a chunk's documents are written from where they are.
+    let open = stage.open_cases();
+    let mut cases: Vec<riposte_store::StoredCase> = Vec::with_capacity(open.len());
+    for chunk in open.chunks(5_000) {
+        let start = cases.len();
+        cases.extend(chunk.iter().map(|c| stage.build(c)));
+        store
+            .upsert_cases(&cases[start..], Vec::new(), "replay")
+            .await?;
+    }
     // Validated first (evidence, not likelihood), then by risk.
     cases.sort_by(|a, b| {
         (b.tier == "validated")
@@ -320,8 +326,7 @@ async fn form_cases<S: Store>(
             .then(b.risk.total_cmp(&a.risk))
             .then_with(|| a.id.cmp(&b.id))
     });
-    let docs = cases.iter().map(|c| c.doc.clone()).collect();
-    store.upsert_cases(cases, Vec::new(), "replay").await?;
+    let docs = cases.into_iter().map(|c| c.doc).collect();
     Ok(docs)
 }
 

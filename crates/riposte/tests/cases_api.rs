@@ -30,7 +30,7 @@ fn seed(data: &std::path::Path) {
     rt.block_on(async {
         let s = SqliteStore::open(data, Durability::Full).await.unwrap();
         s.upsert_cases(
-            vec![
+            &[
                 case("c-low", "low", 20.0, "bob"),
                 case("c-high", "high", 80.0, "alice"),
                 case("c-val", "validated", 35.0, "alice"),

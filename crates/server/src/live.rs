@@ -23,11 +23,14 @@ use riposte_ingest::Pipeline;
 use riposte_ingest::cases::{CaseStage, Touched};
 use riposte_store::{Store, StoredCase};
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, watch};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Batches of alerts waiting for the case task; a full queue makes ingest wait (after its
-/// commit: nothing acknowledged is at risk).
-const QUEUE: usize = 256;
+use tokio::sync::{Notify, broadcast, mpsc, watch};
+
+/// Alerts waiting for the case task before ingest waits for it (after its commit: nothing
+/// acknowledged is at risk). Ingest does not wait on case formation for bursts below this;
+/// a sustained overload slows ingest to what case formation keeps up with.
+const MAX_QUEUED: usize = 100_000;
 /// How often open cases are closed when nothing can join them any more.
 const TICK: Duration = Duration::from_secs(1);
 /// How often changed cases are written and announced: a case touched by many alerts in
@@ -65,7 +68,10 @@ pub struct CaseSettings {
 
 /// The handle the ingest paths and subscribers hold.
 pub struct LiveCases {
-    tx: mpsc::Sender<Vec<Alert>>,
+    tx: mpsc::UnboundedSender<Vec<Alert>>,
+    /// Alerts sent and not yet taken by the task, and a signal when it takes some.
+    queued: Arc<AtomicUsize>,
+    taken: Arc<Notify>,
     updates: broadcast::Sender<CaseUpdate>,
     stop: watch::Sender<bool>,
 }
@@ -83,7 +89,9 @@ impl LiveCases {
             settings.enrichment.current(),
             settings.scoring.clone(),
         )?;
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = Arc::new(Notify::new());
         let (updates, _) = broadcast::channel(4096);
         let (stop, stop_rx) = watch::channel(false);
         let task = CaseTask {
@@ -96,21 +104,42 @@ impl LiveCases {
             recoveries: 0,
             tiers: HashMap::new(),
             pending: Touched::default(),
+            queued: queued.clone(),
+            taken: taken.clone(),
             // Above every number an earlier run of the process announced (unless the clock
             // went back), so `{case}@{seq}` never repeats across restarts.
             seq: (Timestamp::now().as_millisecond().max(0) as u64).saturating_mul(1000),
             updates: updates.clone(),
         };
         let handle = tokio::spawn(task.run(rx, stop_rx));
-        Ok((LiveCases { tx, updates, stop }, handle))
+        Ok((
+            LiveCases {
+                tx,
+                queued,
+                taken,
+                updates,
+                stop,
+            },
+            handle,
+        ))
     }
 
-    /// Hands alerts just stored to the case task. Waits while the task is behind.
+    /// Hands alerts just stored to the case task. Waits only while the task is more than
+    /// [`MAX_QUEUED`] alerts behind.
     pub async fn place(&self, alerts: Vec<Alert>) {
         if alerts.is_empty() {
             return;
         }
-        if self.tx.send(alerts).await.is_err() {
+        while self.queued.load(Ordering::Acquire) > MAX_QUEUED && !self.tx.is_closed() {
+            let taken = self.taken.notified();
+            if self.queued.load(Ordering::Acquire) <= MAX_QUEUED {
+                break;
+            }
+            // Bounded, in case a notification is missed.
+            let _ = tokio::time::timeout(Duration::from_millis(50), taken).await;
+        }
+        self.queued.fetch_add(alerts.len(), Ordering::AcqRel);
+        if self.tx.send(alerts).is_err() {
             tracing::error!("the case task has stopped; alerts are stored but form no cases");
         }
     }
@@ -152,13 +181,19 @@ struct CaseTask<S: Store> {
     tiers: HashMap<String, String>,
     /// Changes not yet written (a failed write is tried again on the next tick).
     pending: Touched,
+    queued: Arc<AtomicUsize>,
+    taken: Arc<Notify>,
     /// The last [`CaseUpdate::seq`] announced.
     seq: u64,
     updates: broadcast::Sender<CaseUpdate>,
 }
 
 impl<S: Store> CaseTask<S> {
-    async fn run(mut self, mut rx: mpsc::Receiver<Vec<Alert>>, mut stop: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Vec<Alert>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         if let Err(e) = self.rebuild().await {
             tracing::error!(error = %e, "could not rebuild the open cases; starting empty");
         }
@@ -176,6 +211,8 @@ impl<S: Store> CaseTask<S> {
                             Err(_) => break,
                         }
                     }
+                    self.queued.fetch_sub(alerts.len(), Ordering::AcqRel);
+                    self.taken.notify_waiters();
                     self.place(alerts).await;
                 }
                 _ = flush.tick() => {
@@ -189,6 +226,8 @@ impl<S: Store> CaseTask<S> {
                     while let Ok(more) = rx.try_recv() {
                         rest.extend(more);
                     }
+                    self.queued.fetch_sub(rest.len(), Ordering::AcqRel);
+                    self.taken.notify_waiters();
                     self.place(rest).await;
                     self.write(Vec::new(), true).await;
                     break;
@@ -289,7 +328,7 @@ impl<S: Store> CaseTask<S> {
             }
             Vec::new()
         };
-        match self.store.upsert_cases(cases, retired, "cases").await {
+        match self.store.upsert_cases(&cases, retired, "cases").await {
             Ok(()) => {
                 for u in updates {
                     // No subscriber is not an error.
@@ -316,7 +355,7 @@ impl<S: Store> CaseTask<S> {
     ) -> Vec<CaseUpdate> {
         let mut out = Vec::with_capacity(cases.len() + retired.len());
         for c in cases {
-            let alerts = c.doc["alerts"].as_array().map_or(0, Vec::len);
+            let alerts = c.doc["alert_count"].as_u64().unwrap_or(0) as usize;
             let before = self.tiers.insert(c.id.clone(), c.tier.clone());
             self.seq += 1;
             out.push(CaseUpdate {

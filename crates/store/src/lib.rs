@@ -284,7 +284,7 @@ pub trait Store: Send + Sync + 'static {
     /// Cases in `retired` (absorbed by a merge) are marked `merged` and keep their document.
     fn upsert_cases(
         &self,
-        cases: Vec<StoredCase>,
+        cases: &[StoredCase],
         retired: Vec<(String, String)>,
         actor: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;

@@ -18,6 +18,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Connection, Row};
+use std::collections::HashMap;
 use tokio::sync::Mutex;
 
 use crate::{
@@ -308,6 +309,48 @@ where
     doc.map(|d| decompress_doc(&d)).transpose()
 }
 
+/// Cases per statement in `upsert_cases` (10 parameters each, under SQLite's 32,766).
+const CASE_CHUNK: usize = 1_000;
+/// Case entities per statement (3 parameters each).
+const ENTITY_CHUNK: usize = 10_000;
+
+/// Appends `n` copies of `one`, comma-separated.
+fn push_params(sql: &mut String, n: usize, one: &str) {
+    sql.reserve(n * (one.len() + 1));
+    for i in 0..n {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(one);
+    }
+}
+
+/// A case document with the analyst's fields (status, assignee, verdict) as stored,
+/// serialised without copying the document.
+struct WithAnalyst<'a> {
+    doc: &'a serde_json::Value,
+    status: &'a str,
+    assignee: Option<&'a str>,
+    verdict: Option<&'a str>,
+}
+
+impl serde::Serialize for WithAnalyst<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.doc.as_object();
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in fields.into_iter().flatten() {
+            if !matches!(k.as_str(), "status" | "assignee" | "verdict") {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("status", self.status)?;
+        m.serialize_entry("assignee", &self.assignee)?;
+        m.serialize_entry("verdict", &self.verdict)?;
+        m.end()
+    }
+}
+
 /// SHA-256 over the ids of a batch's records, in order: ties the audit record to the data.
 fn ids_digest(records: &[StoredRecord]) -> String {
     let mut h = Sha256::new();
@@ -488,7 +531,7 @@ impl Store for SqliteStore {
 
     async fn upsert_cases(
         &self,
-        cases: Vec<StoredCase>,
+        cases: &[StoredCase],
         retired: Vec<(String, String)>,
         actor: &str,
     ) -> Result<(), StoreError> {
@@ -500,61 +543,95 @@ impl Store for SqliteStore {
         let mut tx = w.conn.begin_with(BEGIN).await?;
         let head = read_head(&mut tx).await?;
         let mut written = Vec::with_capacity(cases.len());
-        for c in &cases {
+        // In chunks, each a few statements (one round trip to SQLite's thread each), not a
+        // few statements per case.
+        for chunk in cases.chunks(CASE_CHUNK) {
             // What an analyst set is kept: the case stage does not know it.
-            let kept: Option<(String, Option<String>, Option<String>)> =
-                sqlx::query_as("SELECT status, assignee, verdict FROM cases WHERE id = ?")
-                    .bind(c.id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let mut doc = c.doc.clone();
-            let (status, assignee, verdict) = match kept {
-                // A case the stage retired and formed again (a late alert re-formed the
-                // window) is open again; what an analyst set stays.
-                Some((status, assignee, verdict))
-                    if status == "merged" || status == "withdrawn" =>
-                {
-                    (c.status.clone(), assignee, verdict)
-                }
-                Some((status, assignee, verdict)) => (status, assignee, verdict),
-                None => (c.status.clone(), None, None),
-            };
-            if let Some(o) = doc.as_object_mut() {
-                o.insert("status".into(), json!(status));
-                o.insert("assignee".into(), json!(assignee));
-                o.insert("verdict".into(), json!(verdict));
+            let mut sql =
+                String::from("SELECT id, status, assignee, verdict FROM cases WHERE id IN (");
+            push_params(&mut sql, chunk.len(), "?");
+            sql.push(')');
+            let mut q = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
+                AssertSqlSafe(sql),
+            );
+            for c in chunk {
+                q = q.bind(c.id.as_str());
             }
-            let packed = compress_doc(&serde_json::to_vec(&doc).unwrap_or_default());
-            sqlx::query(
-                "INSERT INTO cases (id, tier, status, risk, first_ms, last_ms, assignee, verdict, updated_ms, doc) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, risk = excluded.risk, \
-                 first_ms = excluded.first_ms, last_ms = excluded.last_ms, \
+            let kept: HashMap<String, (String, Option<String>, Option<String>)> = q
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|(id, s, a, v)| (id, (s, a, v)))
+                .collect();
+            let mut rows = Vec::with_capacity(chunk.len());
+            for c in chunk {
+                let (status, assignee, verdict) = match kept.get(&c.id) {
+                    // A case the stage retired and formed again (a late alert re-formed the
+                    // window) is open again; what an analyst set stays.
+                    Some((status, assignee, verdict))
+                        if status == "merged" || status == "withdrawn" =>
+                    {
+                        (c.status.clone(), assignee.clone(), verdict.clone())
+                    }
+                    Some((status, assignee, verdict)) => {
+                        (status.clone(), assignee.clone(), verdict.clone())
+                    }
+                    None => (c.status.clone(), None, None),
+                };
+                let doc = serde_json::to_vec(&WithAnalyst {
+                    doc: &c.doc,
+                    status: &status,
+                    assignee: assignee.as_deref(),
+                    verdict: verdict.as_deref(),
+                })
+                .map_err(|e| StoreError::Corrupt(format!("case {}: {e}", c.id)))?;
+                rows.push((status, assignee, verdict, compress_doc(&doc)));
+                written.push(json!({ "case": c.id, "tier": c.tier, "risk": c.risk }));
+            }
+            let mut sql = String::from(
+                "INSERT INTO cases (id, tier, status, risk, first_ms, last_ms, assignee, verdict, updated_ms, doc) VALUES ",
+            );
+            push_params(&mut sql, chunk.len(), "(?,?,?,?,?,?,?,?,?,?)");
+            sql.push_str(
+                " ON CONFLICT (id) DO UPDATE SET tier = excluded.tier, status = excluded.status, \
+                 risk = excluded.risk, first_ms = excluded.first_ms, last_ms = excluded.last_ms, \
+                 assignee = excluded.assignee, verdict = excluded.verdict, \
                  updated_ms = excluded.updated_ms, doc = excluded.doc",
-            )
-            .bind(c.id.as_str())
-            .bind(c.tier.as_str())
-            .bind(status.as_str())
-            .bind(c.risk)
-            .bind(c.first_ms)
-            .bind(c.last_ms)
-            .bind(assignee.as_deref())
-            .bind(verdict.as_deref())
-            .bind(now_ms)
-            .bind(packed)
-            .execute(&mut *tx)
-            .await?;
-            for (kind, value) in &c.entities {
-                sqlx::query(
-                    "INSERT OR IGNORE INTO case_entities (kind, value, case_id) VALUES (?, ?, ?)",
-                )
-                .bind(kind.as_str())
-                .bind(value.as_str())
-                .bind(c.id.as_str())
-                .execute(&mut *tx)
-                .await?;
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (c, (status, assignee, verdict, packed)) in chunk.iter().zip(rows) {
+                q = q
+                    .bind(c.id.as_str())
+                    .bind(c.tier.as_str())
+                    .bind(status)
+                    .bind(c.risk)
+                    .bind(c.first_ms)
+                    .bind(c.last_ms)
+                    .bind(assignee)
+                    .bind(verdict)
+                    .bind(now_ms)
+                    .bind(packed);
             }
-            written.push(json!({ "case": c.id, "tier": c.tier, "risk": c.risk }));
+            q.execute(&mut *tx).await?;
+            let entities: Vec<(&str, &str, &str)> = chunk
+                .iter()
+                .flat_map(|c| {
+                    c.entities
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str(), c.id.as_str()))
+                })
+                .collect();
+            for part in entities.chunks(ENTITY_CHUNK) {
+                let mut sql = String::from(
+                    "INSERT OR IGNORE INTO case_entities (kind, value, case_id) VALUES ",
+                );
+                push_params(&mut sql, part.len(), "(?,?,?)");
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (k, v, id) in part {
+                    q = q.bind(*k).bind(*v).bind(*id);
+                }
+                q.execute(&mut *tx).await?;
+            }
         }
         for (id, into) in &retired {
             // Absorbed by a merge, or withdrawn (`into` empty) when a late alert re-formed

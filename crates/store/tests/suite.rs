@@ -275,7 +275,7 @@ async fn cases_are_listed_by_risk_filtered_changed_and_audited() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path()).await;
     s.upsert_cases(
-        vec![
+        &[
             case("c1", "medium", 45.0, "alice"),
             case("c2", "validated", 30.0, "bob"),
             case("c3", "high", 80.0, "alice"),
@@ -324,7 +324,7 @@ async fn cases_are_listed_by_risk_filtered_changed_and_audited() {
         (Some("closed"), Some("true_positive"))
     );
     s.upsert_cases(
-        vec![case("c3", "high", 85.0, "alice")],
+        &[case("c3", "high", 85.0, "alice")],
         vec![("c1".into(), "c3".into())],
         "cases",
     )
