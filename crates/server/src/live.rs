@@ -37,7 +37,9 @@ const TICK: Duration = Duration::from_secs(1);
 /// that time is built and written once, and the store's writer is taken a few times a
 /// second, not once per ingest request.
 const FLUSH: Duration = Duration::from_millis(250);
-/// Alerts placed before the changed cases are written.
+/// Cases per write transaction.
+const WRITE_CHUNK: usize = 500;
+/// Most alerts taken from the queue and placed at once.
 const MAX_PLACE: usize = 20_000;
 
 /// One case change, as announced on [`LiveCases::subscribe`].
@@ -313,22 +315,48 @@ impl<S: Store> CaseTask<S> {
             return;
         }
         let touched = std::mem::take(&mut self.pending);
-        let ids: Vec<String> = touched.cases.iter().cloned().collect();
-        let retired_ids = touched.retired.clone();
         let Some((mut cases, retired)) = self.with_stage(move |s| s.settle(touched)).await else {
             return;
         };
         let closed_ids: Vec<String> = closing.iter().map(|c| c.id.clone()).collect();
         cases.extend(closing);
+        // A transaction per WRITE_CHUNK cases, so ingest commits are not held up behind
+        // one large case write.
+        let mut retired = Some(retired);
+        let mut chunks = cases.chunks(WRITE_CHUNK).peekable();
+        if chunks.peek().is_none() && retired.as_ref().is_some_and(|r| !r.is_empty()) {
+            // Only retirements: one write for them.
+            self.write_chunk(&[], retired.take().unwrap_or_default(), announce)
+                .await;
+        }
+        for chunk in chunks {
+            let r = retired.take().unwrap_or_default();
+            self.write_chunk(chunk, r, announce).await;
+        }
+        for id in closed_ids {
+            self.tiers.remove(&id);
+        }
+    }
+
+    async fn write_chunk(
+        &mut self,
+        cases: &[StoredCase],
+        retired: Vec<(String, String)>,
+        announce: bool,
+    ) {
         let updates = if announce {
-            self.updates_for(&cases, &retired, &closed_ids)
+            self.updates_for(cases, &retired)
         } else {
-            for c in &cases {
+            for c in cases {
                 self.tiers.insert(c.id.clone(), c.tier.clone());
             }
             Vec::new()
         };
-        match self.store.upsert_cases(&cases, retired, "cases").await {
+        match self
+            .store
+            .upsert_cases(cases, retired.clone(), "cases")
+            .await
+        {
             Ok(()) => {
                 for u in updates {
                     // No subscriber is not an error.
@@ -338,11 +366,11 @@ impl<S: Store> CaseTask<S> {
             Err(e) => {
                 tracing::error!(error = %e, "could not write cases; trying again");
                 // The tiers were recorded as announced; forget them so the retry announces.
-                for id in &ids {
-                    self.tiers.remove(id);
+                for c in cases {
+                    self.tiers.remove(&c.id);
+                    self.pending.cases.insert(c.id.clone());
                 }
-                self.pending.cases.extend(ids);
-                self.pending.retired.extend(retired_ids);
+                self.pending.retired.extend(retired);
             }
         }
     }
@@ -351,7 +379,6 @@ impl<S: Store> CaseTask<S> {
         &mut self,
         cases: &[StoredCase],
         retired: &[(String, String)],
-        closed: &[String],
     ) -> Vec<CaseUpdate> {
         let mut out = Vec::with_capacity(cases.len() + retired.len());
         for c in cases {
@@ -390,9 +417,6 @@ impl<S: Store> CaseTask<S> {
                 merged_into: (!into.is_empty()).then(|| into.clone()),
                 alerts: 0,
             });
-        }
-        for id in closed {
-            self.tiers.remove(id);
         }
         out
     }
