@@ -9,6 +9,7 @@
 //! logsources it sees.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use riposte_domain::{SeverityLabel, TechniqueId};
@@ -67,6 +68,8 @@ pub struct RuleStats {
     pub correlations: usize,
     /// Documents or files refused (parse or compile), each in [`Detector::refusals`].
     pub refused: usize,
+    /// Of `rules`, those refused at compile (so far, when compiling lazily).
+    pub failed_compile: usize,
     /// Loaded rules whose logsource no mapping entry produces: they can never fire until the
     /// mapping covers them.
     pub unmapped: usize,
@@ -94,6 +97,7 @@ pub struct Detector {
     by_product: HashMap<String, Vec<usize>>,
     everywhere: Vec<usize>,
     refusals: Mutex<Vec<Refusal>>,
+    failed_compile: AtomicUsize,
     stats: RuleStats,
     threads: usize,
 }
@@ -156,6 +160,7 @@ impl Detector {
             rules: rules.len(),
             correlations: parsed.correlations.len(),
             refused: parsed.refusals.len(),
+            failed_compile: 0,
             unmapped,
             groups: groups.len(),
         };
@@ -173,6 +178,7 @@ impl Detector {
             by_product,
             everywhere,
             refusals: Mutex::new(parsed.refusals),
+            failed_compile: AtomicUsize::new(0),
             stats,
             threads: opts.threads.max(1),
         };
@@ -220,6 +226,8 @@ impl Detector {
                     }
                 }
             }
+            self.failed_compile
+                .fetch_add(refused.len(), Ordering::Relaxed);
             if !refused.is_empty()
                 && let Ok(mut r) = self.refusals.lock()
             {
@@ -239,6 +247,7 @@ impl Detector {
     pub fn stats(&self) -> RuleStats {
         let mut s = self.stats.clone();
         s.refused = self.refusals.lock().map(|r| r.len()).unwrap_or(s.refused);
+        s.failed_compile = self.failed_compile.load(Ordering::Relaxed);
         s
     }
 
@@ -390,5 +399,13 @@ fn rule_info(file: Arc<str>, r: &SigmaRule) -> RuleInfo {
         techniques,
         tactics,
         tags: r.tags.clone(),
+    }
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
     }
 }

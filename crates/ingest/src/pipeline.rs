@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use riposte_deception::Registry;
+use riposte_detect::Detector;
 
 /// Parses, decodes, canonicalises and identifies records. Pure CPU work, no I/O: callers run
 /// it on blocking threads and hand the result to the store.
@@ -19,6 +20,8 @@ pub struct Pipeline {
     /// Hand decoded alerts (without their original payload) to the caller too, for the case
     /// stage.
     keep_alerts: bool,
+    /// Sigma rules: every decoded event they match is followed by a `sigma` alert.
+    detector: Option<Arc<Detector>>,
 }
 
 /// What one chunk of input became.
@@ -56,6 +59,7 @@ impl Pipeline {
             canon,
             decoys: Arc::default(),
             keep_alerts: false,
+            detector: None,
         }
     }
 
@@ -101,6 +105,12 @@ impl Pipeline {
         self
     }
 
+    /// Runs these Sigma rules over every decoded event.
+    pub fn with_detector(mut self, detector: Arc<Detector>) -> Pipeline {
+        self.detector = Some(detector);
+        self
+    }
+
     /// Finishes one decoded record: canonical entities, deterministic id, origin.
     pub fn finish(&self, mut d: Decoded, origin: Origin) -> Decoded {
         self.canon.apply_all(d.entities_mut());
@@ -143,6 +153,11 @@ impl Pipeline {
                     for hit in self.decoys.check(d) {
                         let alert = Decoded::Alert(hit.to_alert(d));
                         hits.push(self.finish(alert, origin.clone()));
+                    }
+                    if let (Some(detector), Decoded::Event(e)) = (&self.detector, d) {
+                        for a in detector.detect(e) {
+                            hits.push(self.finish(Decoded::Alert(a), origin.clone()));
+                        }
                     }
                 }
                 done.extend(hits);

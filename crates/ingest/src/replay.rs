@@ -79,6 +79,13 @@ impl ReplayOptions {
     }
 }
 
+/// A file that could not be read (whole), for the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileProblem {
+    pub file: String,
+    pub reason: String,
+}
+
 /// One refused record, for the summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct Refusal {
@@ -100,6 +107,9 @@ pub struct ReplaySummary {
     pub bytes: u64,
     /// The first refusals (at most 20), each naming the file, record and field.
     pub refusals: Vec<Refusal>,
+    /// Files read in part or not at all (empty, not EVTX after all, truncated), each with the
+    /// reason; the replay goes on with the rest.
+    pub file_problems: Vec<FileProblem>,
     /// The cases formed (with `cases`), validated first, then by risk: their documents.
     #[serde(skip)]
     pub cases: Vec<serde_json::Value>,
@@ -128,6 +138,7 @@ struct Chunk {
 enum Feed {
     Chunk(Chunk),
     FileDone,
+    Problem(FileProblem),
 }
 
 /// Runs the replay and returns its summary.
@@ -210,6 +221,7 @@ pub async fn run<S: Store>(
         while let Some(feed) = rx.recv().await {
             match feed? {
                 Feed::FileDone => summary.files += 1,
+                Feed::Problem(p) => summary.file_problems.push(p),
                 Feed::Chunk(chunk) => {
                     let p = pipeline.clone();
                     let d = decoder.clone();
@@ -485,6 +497,16 @@ fn walk(p: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), ReplayError> {
     Ok(())
 }
 
+const EVTX_HEADER: u64 = 4096;
+const EVTX_CHUNK: u64 = 65536;
+
+fn problem(tx: &tokio::sync::mpsc::Sender<Result<Feed, ReplayError>>, file: &str, reason: String) {
+    let _ = tx.blocking_send(Ok(Feed::Problem(FileProblem {
+        file: file.to_string(),
+        reason,
+    })));
+}
+
 fn send(tx: &tokio::sync::mpsc::Sender<Result<Feed, ReplayError>>, c: Chunk) -> bool {
     tx.blocking_send(Ok(Feed::Chunk(c))).is_ok()
 }
@@ -504,6 +526,10 @@ fn read_file(
     let mut f = File::open(path).map_err(io)?;
     let mut magic = [0u8; 8];
     let n = f.read(&mut magic).map_err(io)?;
+    if n == 0 {
+        problem(tx, &name, "empty file: no records".into());
+        return Ok(());
+    }
     if n == 8 && &magic == b"ElfFile\0" {
         if let Some(d) = fixed
             && d != "windows"
@@ -615,10 +641,36 @@ fn read_evtx(
     tx: &tokio::sync::mpsc::Sender<Result<Feed, ReplayError>>,
     bar: &ProgressBar,
 ) -> Result<(), ReplayError> {
-    let mut parser = evtx::EvtxParser::from_path(path).map_err(|e| ReplayError::Input {
-        path: name.to_string(),
-        reason: format!("not a readable EVTX file: {e}"),
-    })?;
+    let mut parser = match evtx::EvtxParser::from_path(path) {
+        Ok(p) => p,
+        Err(e) => {
+            problem(tx, name, format!("not a readable EVTX file, skipped: {e}"));
+            return Ok(());
+        }
+    };
+    // An EVTX file is a 4 KiB header and whole 64 KiB chunks; a shorter tail was cut off
+    // (a copy made while the log was written, a download that stopped).
+    if let Ok(m) = std::fs::metadata(path) {
+        let len = m.len();
+        let tail = len.saturating_sub(EVTX_HEADER) % EVTX_CHUNK;
+        if len < EVTX_HEADER + EVTX_CHUNK {
+            problem(
+                tx,
+                name,
+                format!(
+                    "truncated EVTX file ({len} bytes, less than its 4 KiB header and one 64 KiB chunk): no record can be read"
+                ),
+            );
+        } else if tail != 0 {
+            problem(
+                tx,
+                name,
+                format!(
+                    "truncated EVTX file ({len} bytes, {tail} past the last whole 64 KiB chunk): the records of the whole chunks are read, the rest is lost"
+                ),
+            );
+        }
+    }
     let mut first = 1u64;
     let mut values = Vec::with_capacity(chunk);
     for r in parser.records_json_value() {

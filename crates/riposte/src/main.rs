@@ -3,6 +3,7 @@
 
 mod bench;
 mod config;
+mod rules;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -90,6 +91,18 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Run these Sigma rules (files or folders) over the replayed events; matches are
+        /// stored as `sigma` alerts and join cases like any other alert.
+        #[arg(long, num_args = 1..)]
+        rules: Vec<PathBuf>,
+        /// Extra Sigma logsource mapping for `--rules` (YAML); its entries win.
+        #[arg(long, requires = "rules")]
+        logsources: Option<PathBuf>,
+    },
+    /// Check Sigma rules.
+    Rules {
+        #[command(subcommand)]
+        command: rules::RulesCommand,
     },
     /// Manage API tokens.
     Token {
@@ -258,6 +271,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             cases_out,
             no_cases,
             quiet,
+            rules,
+            logsources,
         } => {
             let config = Config::load(config.as_deref())?;
             let decoders = config.decoders()?;
@@ -274,9 +289,21 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             if !no_cases {
                 opts.cases = Some(config.case_setup()?);
             }
-            let pipeline = Arc::new(config.pipeline()?.keeping_alerts(!no_cases));
-            let s = replay::run(&store, pipeline, opts).await?;
+            let mut pipeline = config.pipeline()?.keeping_alerts(!no_cases);
+            let detector = if rules.is_empty() {
+                None
+            } else {
+                let d = Arc::new(rules::load(&rules, logsources.as_deref(), true)?);
+                rules::report_loaded(&d);
+                pipeline = pipeline.with_detector(d.clone());
+                Some(d)
+            };
+            let s = replay::run(&store, Arc::new(pipeline), opts).await?;
             store.close().await;
+            if let Some(d) = &detector {
+                // Compiling is lazy, so compile refusals are known only now.
+                rules::report_refusals(d);
+            }
             eprintln!(
                 "replayed {} records from {} files in {:.2}s ({:.0}/s): {} alerts, {} events; {} stored, {} duplicates, {} refused",
                 s.records,
@@ -289,6 +316,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 s.duplicates,
                 s.rejected
             );
+            for p in &s.file_problems {
+                eprintln!("  {}: {}", p.file, p.reason);
+            }
             for r in &s.refusals {
                 eprintln!(
                     "  refused {} record {}: field `{}`: {}",
@@ -317,6 +347,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rules { command } => rules::run(command),
         Command::Token { command } => token(command).await,
         Command::Audit { command } => audit(command).await,
         Command::Bench { command } => bench::run(command).await,
