@@ -21,7 +21,8 @@ pub const DECODER: &str = "sigma";
 impl Detector {
     /// Runs the rules over one decoded event; one alert per matching rule.
     pub fn detect(&self, event: &Event) -> Vec<Alert> {
-        let hits = self.matches(&event.decoder, &event.action, &event.original);
+        let mut hits = self.matches(&event.decoder, &event.action, &event.original);
+        hits.retain(|&i| !self.rules()[i].correlation_only);
         if hits.is_empty() {
             return Vec::new();
         }

@@ -8,12 +8,12 @@
 //! needs them (or all up front with [`LoadOptions::lazy`] off), so a run pays only for the
 //! logsources it sees.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use riposte_domain::{SeverityLabel, TechniqueId};
-use rsigma_eval::Engine;
+use rsigma_eval::{Engine, EvaluationResult};
 use rsigma_parser::{CorrelationRule, SigmaRule};
 use serde_json::Value;
 
@@ -56,6 +56,8 @@ pub struct RuleInfo {
     /// ATT&CK tactics from the `attack.<tactic>` tags (`credential-access`).
     pub tactics: Vec<String>,
     pub tags: Vec<String>,
+    /// Used only by correlations (`generate: false`): matches feed them and raise no alert.
+    pub correlation_only: bool,
 }
 
 /// Counts for `riposte rules check` and logs.
@@ -91,6 +93,10 @@ pub struct Detector {
     mapping: Mapping,
     rules: Vec<RuleInfo>,
     correlations: Vec<(Arc<str>, CorrelationRule)>,
+    /// The detection rules correlations name, kept parsed for the correlation engine.
+    correlated: Vec<(usize, SigmaRule)>,
+    /// The groups holding a rule of `correlated`.
+    fed_groups: HashSet<usize>,
     groups: Vec<Group>,
     by_category: HashMap<String, Vec<usize>>,
     by_service: HashMap<String, Vec<usize>>,
@@ -120,6 +126,17 @@ impl Detector {
         let mut group_of: HashMap<LogsourceKey, usize> = HashMap::new();
         let mut groups: Vec<Group> = Vec::new();
         let mut unmapped = 0;
+        // Rules named by correlations (by id or name), and those named only by correlations
+        // that do not generate their base rules' alerts.
+        let mut referenced: HashMap<&str, bool> = HashMap::new();
+        for (_, c) in &parsed.correlations {
+            for r in &c.rules {
+                let only = referenced.entry(r.as_str()).or_insert(true);
+                *only &= !c.generate;
+            }
+        }
+        let mut correlated = Vec::new();
+        let mut fed_groups = HashSet::new();
         for (file, rule) in parsed.rules {
             let ls = &rule.logsource;
             let key = (norm(&ls.product), norm(&ls.category), norm(&ls.service));
@@ -138,7 +155,18 @@ impl Detector {
                 groups.len() - 1
             });
             let index = rules.len();
-            rules.push(rule_info(files[file].clone(), &rule));
+            let mut info = rule_info(files[file].clone(), &rule);
+            let named = [rule.id.as_deref(), rule.name.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|k| referenced.get(k).copied())
+                .collect::<Vec<bool>>();
+            if !named.is_empty() {
+                info.correlation_only = named.iter().all(|only| *only);
+                correlated.push((index, rule.clone()));
+                fed_groups.insert(gi);
+            }
+            rules.push(info);
             if let Ok(mut p) = groups[gi].pending.lock() {
                 p.push((index, rule));
             }
@@ -172,6 +200,8 @@ impl Detector {
                 .into_iter()
                 .map(|(f, c)| (files[f].clone(), c))
                 .collect(),
+            correlated,
+            fed_groups,
             groups,
             by_category,
             by_service,
@@ -205,6 +235,11 @@ impl Detector {
             };
             let compiled = parallel_map(&pending, self.threads, |_, (index, rule)| {
                 rsigma_eval::compile_rule(rule).map(|mut c| {
+                    // A correlation finds its base rules' matches by id; a rule known only by
+                    // its name is found by that.
+                    if c.id.is_none() {
+                        c.id = rule.name.clone();
+                    }
                     let mut attrs = (*c.custom_attributes).clone();
                     attrs.insert(RULE_INDEX.into(), Value::from(*index as u64));
                     c.custom_attributes = Arc::new(attrs);
@@ -259,6 +294,11 @@ impl Detector {
         &self.mapping
     }
 
+    /// The detection rules correlations name, with their indices in [`Detector::rules`].
+    pub fn correlated_rules(&self) -> &[(usize, SigmaRule)] {
+        &self.correlated
+    }
+
     /// The correlation rules the texts held, with their files.
     pub fn correlations(&self) -> &[(Arc<str>, CorrelationRule)] {
         &self.correlations
@@ -267,28 +307,70 @@ impl Detector {
     /// The rules (indices into [`Detector::rules`]) that match one decoded event, in rule
     /// order. `decoder` is the riposte decoder that read it, `action` its action.
     pub fn matches(&self, decoder: &str, action: &str, original: &Value) -> Vec<usize> {
-        let flat;
-        let (value, channel) = if decoder == "windows" {
+        let mut out: Vec<usize> = self
+            .evaluate(decoder, action, original, false)
+            .results
+            .iter()
+            .filter_map(rule_index)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The Sigma view of an event and `rsigma-eval`'s results for it.
+    /// Whether an event matches a rule some correlation uses (so the correlation stage needs
+    /// it); evaluates only those rules' groups.
+    pub fn feeds_correlations(&self, decoder: &str, action: &str, original: &Value) -> bool {
+        !self.correlated.is_empty()
+            && self
+                .evaluate(decoder, action, original, true)
+                .results
+                .iter()
+                .filter_map(rule_index)
+                .any(|i| self.correlated.iter().any(|(c, _)| *c == i))
+    }
+
+    /// `fed_only`: evaluate only the groups that hold a rule some correlation uses.
+    pub(crate) fn evaluate(
+        &self,
+        decoder: &str,
+        action: &str,
+        original: &Value,
+        fed_only: bool,
+    ) -> Evaluated {
+        let flat = if decoder == "windows" {
             match windows_fields(original) {
-                Some(m) => {
-                    flat = Value::Object(m);
-                    let ch = flat.get("Channel").and_then(Value::as_str);
-                    (&flat, ch)
+                Some(m) => Some(Value::Object(m)),
+                None => {
+                    return Evaluated {
+                        results: Vec::new(),
+                        flat: None,
+                        service: None,
+                    };
                 }
-                None => return Vec::new(),
             }
         } else {
-            (original, None)
+            None
         };
+        let value = flat.as_ref().unwrap_or(original);
+        let channel = flat
+            .as_ref()
+            .and_then(|f| f.get("Channel"))
+            .and_then(Value::as_str);
         let plain = View::new(value, None);
         let sources = self
             .mapping
             .classify(decoder, channel, action, |f| plain.text(f));
+        let mut results = Vec::new();
         let Some(si) = sources.service else {
-            return self.eval_groups(&self.everywhere, value, None);
+            self.eval_groups(&self.everywhere, value, None, fed_only, &mut results);
+            return Evaluated {
+                results,
+                flat,
+                service: None,
+            };
         };
         let service = &self.mapping.services()[si];
-        let mut out = Vec::new();
         for &ci in &sources.categories {
             let cat = &self.mapping.categories()[ci];
             let renames = if cat.fields.is_empty() {
@@ -305,26 +387,32 @@ impl Detector {
                         same(&g.product, &cat.product) && same(&g.service, &cat.service)
                     })
                     .collect();
-                out.extend(self.eval_groups(&gs, value, Some(renames)));
+                self.eval_groups(&gs, value, Some(renames), fed_only, &mut results);
             }
         }
-        let svc = |gs: Option<&Vec<usize>>| -> Vec<usize> {
-            gs.map(|gs| {
-                gs.iter()
-                    .copied()
-                    .filter(|&gi| same(&self.groups[gi].product, &service.product))
-                    .collect()
-            })
-            .unwrap_or_default()
-        };
-        let gs = svc(self.by_service.get(&service.service.to_ascii_lowercase()));
-        out.extend(self.eval_groups(&gs, value, Some(&service.fields)));
-        if let Some(gs) = self.by_product.get(&service.product.to_ascii_lowercase()) {
-            out.extend(self.eval_groups(gs, value, Some(&service.fields)));
+        if let Some(gs) = self.by_service.get(&service.service.to_ascii_lowercase()) {
+            let gs: Vec<usize> = gs
+                .iter()
+                .copied()
+                .filter(|&gi| same(&self.groups[gi].product, &service.product))
+                .collect();
+            self.eval_groups(&gs, value, Some(&service.fields), fed_only, &mut results);
         }
-        out.extend(self.eval_groups(&self.everywhere, value, Some(&service.fields)));
-        out.sort_unstable();
-        out
+        if let Some(gs) = self.by_product.get(&service.product.to_ascii_lowercase()) {
+            self.eval_groups(gs, value, Some(&service.fields), fed_only, &mut results);
+        }
+        self.eval_groups(
+            &self.everywhere,
+            value,
+            Some(&service.fields),
+            fed_only,
+            &mut results,
+        );
+        Evaluated {
+            results,
+            flat,
+            service: Some(si),
+        }
     }
 
     fn eval_groups(
@@ -332,27 +420,37 @@ impl Detector {
         gs: &[usize],
         value: &Value,
         renames: Option<&FieldRenames>,
-    ) -> Vec<usize> {
-        let mut out = Vec::new();
+        fed_only: bool,
+        out: &mut Vec<EvaluationResult>,
+    ) {
         if gs.is_empty() {
-            return out;
+            return;
         }
         let view = View::new(value, renames);
         for &gi in gs {
-            let engine = self.engine(&self.groups[gi]);
-            for r in engine.evaluate(&view) {
-                if let Some(i) = r
-                    .header
-                    .custom_attributes
-                    .get(RULE_INDEX)
-                    .and_then(Value::as_u64)
-                {
-                    out.push(i as usize);
-                }
+            if fed_only && !self.fed_groups.contains(&gi) {
+                continue;
             }
+            out.extend(self.engine(&self.groups[gi]).evaluate(&view));
         }
-        out
     }
+}
+
+/// One event's evaluation: the results, its flattened Windows fields (if it is one) and its
+/// service in the mapping.
+pub(crate) struct Evaluated {
+    pub results: Vec<EvaluationResult>,
+    pub flat: Option<Value>,
+    pub service: Option<usize>,
+}
+
+/// The index in [`Detector::rules`] a result carries.
+pub(crate) fn rule_index(r: &EvaluationResult) -> Option<usize> {
+    r.header
+        .custom_attributes
+        .get(RULE_INDEX)
+        .and_then(Value::as_u64)
+        .map(|i| i as usize)
 }
 
 /// A group's dimension (lower-cased, `None` = any) against a mapping entry's value.
@@ -362,15 +460,12 @@ fn same(group: &Option<String>, entry: &str) -> bool {
         .is_none_or(|g| g.eq_ignore_ascii_case(entry))
 }
 
-fn rule_info(file: Arc<str>, r: &SigmaRule) -> RuleInfo {
-    let level = r.level.as_ref().map(|l| l.as_str().to_string());
-    let severity = level
-        .as_deref()
-        .and_then(SeverityLabel::parse)
-        .unwrap_or(SeverityLabel::Medium);
+/// ATT&CK techniques (`attack.t1059.001`) and tactics (`attack.credential-access`) from Sigma
+/// tags; groups (`attack.g0016`) and software (`attack.s0002`) are neither.
+pub(crate) fn attack_tags(tags: &[String]) -> (Vec<TechniqueId>, Vec<String>) {
     let mut techniques = Vec::new();
     let mut tactics = Vec::new();
-    for t in &r.tags {
+    for t in tags {
         let lower = t.to_ascii_lowercase();
         let Some(rest) = lower.strip_prefix("attack.") else {
             continue;
@@ -379,16 +474,24 @@ fn rule_info(file: Arc<str>, r: &SigmaRule) -> RuleInfo {
             if !techniques.contains(&id) {
                 techniques.push(id);
             }
-        } else if rest
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
-            && !rest.is_empty()
+        } else if !rest.is_empty()
+            && rest
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
         {
-            // `attack.g0016` (groups) and `attack.s0002` (software) hold digits; what is left
-            // are tactic names.
             tactics.push(rest.replace('_', "-"));
         }
     }
+    (techniques, tactics)
+}
+
+fn rule_info(file: Arc<str>, r: &SigmaRule) -> RuleInfo {
+    let level = r.level.as_ref().map(|l| l.as_str().to_string());
+    let severity = level
+        .as_deref()
+        .and_then(SeverityLabel::parse)
+        .unwrap_or(SeverityLabel::Medium);
+    let (techniques, tactics) = attack_tags(&r.tags);
     RuleInfo {
         file,
         id: r.id.clone(),
@@ -399,6 +502,7 @@ fn rule_info(file: Arc<str>, r: &SigmaRule) -> RuleInfo {
         techniques,
         tactics,
         tags: r.tags.clone(),
+        correlation_only: false,
     }
 }
 

@@ -13,11 +13,13 @@
 //! decoded events. Parsing and evaluation are `rsigma-parser`/`rsigma-eval`'s.
 
 pub mod alert;
+pub mod correlate;
 pub mod detector;
 pub mod mapping;
 pub mod rules;
 pub mod view;
 
+pub use correlate::Correlator;
 pub use detector::{Detector, LoadOptions, RuleStats};
 pub use mapping::Mapping;
 pub use rules::{Refusal, RuleText};

@@ -22,6 +22,8 @@ pub struct Pipeline {
     keep_alerts: bool,
     /// Sigma rules: every decoded event they match is followed by a `sigma` alert.
     detector: Option<Arc<Detector>>,
+    /// Hand the events Sigma correlations need to the caller (replay's correlation stage).
+    keep_correlation_events: bool,
 }
 
 /// What one chunk of input became.
@@ -34,6 +36,9 @@ pub struct Decoding {
     /// The alerts decoded, without their original payload (a deception alert keeps its
     /// small one), when the pipeline keeps alerts.
     pub alerts: Vec<riposte_domain::Alert>,
+    /// The events a Sigma correlation's base rules match, when the pipeline keeps them:
+    /// correlation is stateful, so the caller feeds them in time order.
+    pub correlation_events: Vec<riposte_domain::Event>,
 }
 
 impl Decoding {
@@ -42,6 +47,7 @@ impl Decoding {
         self.rejects.extend(other.rejects);
         self.received += other.received;
         self.alerts.extend(other.alerts);
+        self.correlation_events.extend(other.correlation_events);
     }
 }
 
@@ -60,6 +66,7 @@ impl Pipeline {
             decoys: Arc::default(),
             keep_alerts: false,
             detector: None,
+            keep_correlation_events: false,
         }
     }
 
@@ -73,6 +80,17 @@ impl Pipeline {
     pub fn collect(&self, out: &mut Decoding, ds: Vec<Decoded>) {
         out.records
             .extend(ds.iter().map(StoredRecord::from_decoded));
+        if self.keep_correlation_events
+            && let Some(d) = &self.detector
+        {
+            for x in &ds {
+                if let Decoded::Event(e) = x
+                    && d.feeds_correlations(&e.decoder, &e.action, &e.original)
+                {
+                    out.correlation_events.push(e.clone());
+                }
+            }
+        }
         if self.keep_alerts {
             out.alerts.extend(ds.into_iter().filter_map(|d| match d {
                 Decoded::Alert(mut a) => {
@@ -103,6 +121,17 @@ impl Pipeline {
     pub fn with_decoys(mut self, decoys: Arc<Registry>) -> Pipeline {
         self.decoys = decoys;
         self
+    }
+
+    /// Also returns the events Sigma correlations need in [`Decoding::correlation_events`].
+    pub fn keeping_correlation_events(mut self, keep: bool) -> Pipeline {
+        self.keep_correlation_events = keep;
+        self
+    }
+
+    /// The Sigma rules this pipeline runs, if any.
+    pub fn detector(&self) -> Option<&Arc<Detector>> {
+        self.detector.as_ref()
     }
 
     /// Runs these Sigma rules over every decoded event.

@@ -202,6 +202,8 @@ pub async fn run<S: Store>(
     let decoder = opts.decoder.clone();
     // Alerts for the case stage (when the pipeline keeps them).
     let mut alerts: Vec<riposte_domain::Alert> = Vec::new();
+    // Events for the Sigma correlation stage (when the pipeline keeps them).
+    let mut correlation_events: Vec<riposte_domain::Event> = Vec::new();
     // Decoding, in input order, into batches...
     let produce = async {
         let mut summary = ReplaySummary::default();
@@ -214,6 +216,7 @@ pub async fn run<S: Store>(
          -> Result<bool, ReplayError> {
             tally(&file, &decoding, summary, out.as_mut())?;
             alerts.append(&mut decoding.alerts);
+            correlation_events.append(&mut decoding.correlation_events);
             pending.add(file, decoding);
             bar.set_message(format!("{} records", summary.records));
             Ok(pending.records.len() >= batch_records)
@@ -266,13 +269,22 @@ pub async fn run<S: Store>(
         }
         Ok::<_, ReplayError>(stored)
     };
-    let ((mut summary, out), stored) = tokio::try_join!(produce, consume)?;
-    if let Some(setup) = &opts.cases {
-        summary.cases = form_cases(store, setup, std::mem::take(&mut alerts)).await?;
-    }
+    let ((mut summary, mut out), stored) = tokio::try_join!(produce, consume)?;
     summary.stored = stored.stored;
     summary.duplicates = stored.duplicates;
     summary.rejected = stored.rejected;
+    correlate(
+        store,
+        &pipeline,
+        std::mem::take(&mut correlation_events),
+        &mut summary,
+        out.as_mut(),
+        &mut alerts,
+    )
+    .await?;
+    if let Some(setup) = &opts.cases {
+        summary.cases = form_cases(store, setup, std::mem::take(&mut alerts)).await?;
+    }
     let _ = reader.join();
     if let Some(mut w) = out {
         w.flush().map_err(|source| ReplayError::Io {
@@ -288,6 +300,54 @@ pub async fn run<S: Store>(
     summary.bytes = total_bytes;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Sigma correlations over the events their base rules matched, in (time, id) order so the
+/// result does not depend on file order; their alerts are stored as one more batch and join
+/// the case stage.
+async fn correlate<S: Store>(
+    store: &S,
+    pipeline: &Pipeline,
+    mut events: Vec<riposte_domain::Event>,
+    summary: &mut ReplaySummary,
+    out: Option<&mut std::io::BufWriter<File>>,
+    alerts: &mut Vec<riposte_domain::Alert>,
+) -> Result<(), ReplayError> {
+    let Some(detector) = pipeline.detector() else {
+        return Ok(());
+    };
+    if events.is_empty() {
+        return Ok(());
+    }
+    events.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+    events.dedup_by(|a, b| a.id == b.id);
+    let mut correlator = riposte_detect::Correlator::new(detector.clone());
+    let mut decoding = Decoding::default();
+    for e in &events {
+        let origin = e.origin.clone().unwrap_or(Origin::Replay {
+            file: String::new(),
+            record: 0,
+        });
+        let fired: Vec<riposte_domain::Decoded> = correlator
+            .process(e)
+            .into_iter()
+            .map(|a| pipeline.finish(riposte_domain::Decoded::Alert(a), origin.clone()))
+            .collect();
+        pipeline.collect(&mut decoding, fired);
+    }
+    if decoding.records.is_empty() {
+        return Ok(());
+    }
+    let received = summary.records;
+    tally("correlations", &decoding, summary, out)?;
+    summary.records = received;
+    alerts.append(&mut decoding.alerts);
+    let mut batch = Batch::default();
+    batch.add(Arc::from("sigma correlations"), decoding);
+    let outcome = store.ingest(batch.into_ingest()).await?;
+    summary.stored += outcome.accepted;
+    summary.duplicates += outcome.duplicates;
+    Ok(())
 }
 
 /// What the case stage needs: case formation, enrichment and scoring settings.

@@ -2,6 +2,7 @@
 //! It owns configuration, start-up and output for people; the work happens in the crates.
 
 mod bench;
+mod bench_detect;
 mod config;
 mod rules;
 
@@ -91,8 +92,9 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
-        /// Run these Sigma rules (files or folders) over the replayed events; matches are
-        /// stored as `sigma` alerts and join cases like any other alert.
+        /// Run these Sigma rules (files or folders) over the replayed events, with riposte's
+        /// shipped correlations (password spray, brute force, spray then success); matches
+        /// are stored as `sigma` alerts and join cases like any other alert.
         #[arg(long, num_args = 1..)]
         rules: Vec<PathBuf>,
         /// Extra Sigma logsource mapping for `--rules` (YAML); its entries win.
@@ -293,9 +295,11 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let detector = if rules.is_empty() {
                 None
             } else {
-                let d = Arc::new(rules::load(&rules, logsources.as_deref(), true)?);
+                let d = Arc::new(rules::load(&rules, logsources.as_deref(), true, true)?);
                 rules::report_loaded(&d);
-                pipeline = pipeline.with_detector(d.clone());
+                pipeline = pipeline
+                    .with_detector(d.clone())
+                    .keeping_correlation_events(true);
                 Some(d)
             };
             let s = replay::run(&store, Arc::new(pipeline), opts).await?;

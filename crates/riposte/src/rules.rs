@@ -83,9 +83,26 @@ pub fn mapping(extra: Option<&Path>) -> Result<Mapping> {
     }
 }
 
-/// Reads and loads rules, compiling lazily (per logsource seen) or all at once.
-pub fn load(paths: &[PathBuf], logsources: Option<&Path>, lazy: bool) -> Result<Detector> {
-    let texts = read_rule_texts(paths)?;
+/// Reads and loads rules, compiling lazily (per logsource seen) or all at once; with
+/// `defaults`, riposte's shipped correlations (password spray, brute force, spray then
+/// success) come too.
+pub fn load(
+    paths: &[PathBuf],
+    logsources: Option<&Path>,
+    lazy: bool,
+    defaults: bool,
+) -> Result<Detector> {
+    let mut texts = read_rule_texts(paths)?;
+    if defaults {
+        texts.extend(
+            riposte_detect::correlate::DEFAULTS
+                .iter()
+                .map(|(name, text)| RuleText {
+                    name: name.to_string(),
+                    text: text.to_string(),
+                }),
+        );
+    }
     let mapping = mapping(logsources)?;
     let opts = LoadOptions {
         lazy,
@@ -117,7 +134,7 @@ pub fn run(command: RulesCommand) -> Result<ExitCode> {
             logsources,
             strict,
         } => {
-            let d = load(&paths, logsources.as_deref(), false)?;
+            let d = load(&paths, logsources.as_deref(), false, false)?;
             let s = d.stats();
             println!(
                 "{} files: {} detection rules loaded, {} correlation rules, {} refused, {} with a logsource no mapping covers",

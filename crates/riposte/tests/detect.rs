@@ -125,3 +125,75 @@ fn replay_with_rules_stores_sigma_alerts_and_goes_on_past_damaged_input() {
         assert!(a["origin"]["file"].as_str().unwrap().ends_with(".evtx"));
     }
 }
+
+#[test]
+fn replay_runs_the_shipped_spray_correlations_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("good.yml"), GOOD).unwrap();
+    // Twelve accounts failing from one address, then a success from it; written newest
+    // first, so only time order makes the sequence.
+    let mut lines = Vec::new();
+    for i in 0..13 {
+        let (id, user) = if i < 12 {
+            (4625, format!("user{i}"))
+        } else {
+            (4624, "user3".to_string())
+        };
+        let v = serde_json::json!({"Event": {"System": {
+            "Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing"}},
+            "EventID": id, "Channel": "Security", "Computer": "dc-1.corp.example",
+            "EventRecordID": 1000 + i,
+            "TimeCreated": {"#attributes": {"SystemTime": format!("2026-11-23T10:00:{:02}Z", i * 3)}}},
+            "EventData": {"TargetUserName": user, "IpAddress": "192.0.2.44", "LogonType": 3}}});
+        lines.push(v.to_string());
+    }
+    lines.reverse();
+    let input = dir.path().join("security.ndjson");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let (code, _, err) = run(&[
+        "replay",
+        input.to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--rules",
+        rules.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let alerts: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["decoder"] == "sigma")
+        .collect();
+    let titles: Vec<&str> = alerts.iter().filter_map(|a| a["title"].as_str()).collect();
+    // 12 × the user's own 4625 rule (GOOD), the spray, then the spray followed by success.
+    assert_eq!(
+        titles.iter().filter(|t| **t == "Good").count(),
+        12,
+        "{titles:?}"
+    );
+    assert!(
+        titles.contains(&"Password Spray From One Source (Windows)"),
+        "{titles:?}"
+    );
+    let both = alerts
+        .iter()
+        .find(|a| a["title"] == "Password Spray Followed By A Successful Logon (Windows)")
+        .unwrap_or_else(|| panic!("{titles:?}\n{err}"));
+    assert_eq!(both["severity"]["label"], "critical");
+    assert!(
+        both["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "ip" && e["value"] == "192.0.2.44"),
+        "{both}"
+    );
+    // The base rules of the shipped correlations raise no alert of their own.
+    assert!(!titles.contains(&"Windows Logon Failure"), "{titles:?}");
+}
