@@ -10,10 +10,9 @@
 //! `Hashes` (`SHA256=…,MD5=…`) → file hashes.
 
 use riposte_domain::{Alert, Entity, EntityKind, Event, Role, Rule, Severity};
-use serde_json::Value;
 
-use crate::detector::{Detector, RuleInfo};
-use crate::view::{View, windows_fields};
+use crate::detector::{Detector, RuleInfo, rule_index};
+use crate::view::View;
 
 /// The decoder name riposte's own Sigma alerts carry.
 pub const DECODER: &str = "sigma";
@@ -21,17 +20,18 @@ pub const DECODER: &str = "sigma";
 impl Detector {
     /// Runs the rules over one decoded event; one alert per matching rule.
     pub fn detect(&self, event: &Event) -> Vec<Alert> {
-        let mut hits = self.matches(&event.decoder, &event.action, &event.original);
-        hits.retain(|&i| !self.rules()[i].correlation_only);
+        let ev = self.evaluate(&event.decoder, &event.action, &event.original, false);
+        let mut hits: Vec<usize> = ev
+            .results
+            .iter()
+            .filter_map(rule_index)
+            .filter(|&i| !self.rules()[i].correlation_only)
+            .collect();
         if hits.is_empty() {
             return Vec::new();
         }
-        let flat = if event.decoder == "windows" {
-            windows_fields(&event.original).map(Value::Object)
-        } else {
-            None
-        };
-        let view = View::new(flat.as_ref().unwrap_or(&event.original), None);
+        hits.sort_unstable();
+        let view = View::new(ev.flat.as_ref().unwrap_or(&event.original), None);
         let entities = entities(event, &view);
         hits.into_iter()
             .map(|i| to_alert(&self.rules()[i], event, entities.clone()))

@@ -220,7 +220,8 @@ fn stream(corpus: &Path, detector: &Detector, n: usize, threads: usize) -> Resul
         ts.len() - sysmon,
         bytes / n
     );
-    let pass = |detect: bool, threads: usize| -> (f64, usize) {
+    // 0: parse + decode; 1: + rule evaluation (which rules match); 2: + the alerts.
+    let pass = |stage: u8, threads: usize| -> (f64, usize) {
         let t = Instant::now();
         let part = n.div_ceil(threads);
         let hits: usize = std::thread::scope(|s| {
@@ -234,11 +235,15 @@ fn stream(corpus: &Path, detector: &Detector, n: usize, threads: usize) -> Resul
                                 continue;
                             };
                             let Ok(ds) = Windows.decode(v) else { continue };
-                            if detect {
-                                for d in ds {
-                                    if let Decoded::Event(e) = d {
-                                        hits += detector.detect(&e).len();
-                                    }
+                            for d in ds {
+                                if let Decoded::Event(e) = d {
+                                    hits += match stage {
+                                        0 => 0,
+                                        1 => detector
+                                            .matches(&e.decoder, &e.action, &e.original)
+                                            .len(),
+                                        _ => detector.detect(&e).len(),
+                                    };
                                 }
                             }
                         }
@@ -251,10 +256,12 @@ fn stream(corpus: &Path, detector: &Detector, n: usize, threads: usize) -> Resul
         (n as f64 / t.elapsed().as_secs_f64(), hits)
     };
     for th in [1, threads] {
-        let (floor, _) = pass(false, th);
-        let (rate, hits) = pass(true, th);
+        let (floor, _) = pass(0, th);
+        let (eval, matched) = pass(1, th);
+        let (rate, alerts) = pass(2, th);
         println!(
-            "  {th} thread(s): parse + decode {floor:.0} events/s; + detect {rate:.0} events/s ({:.0} % of the floor), {hits} detections",
+            "  {th} thread(s): parse + decode {floor:.0} events/s; + rules {eval:.0} events/s ({:.0} % of the floor, {matched} matches); + alerts {rate:.0} events/s ({:.0} %, {alerts} alerts)",
+            100.0 * eval / floor,
             100.0 * rate / floor
         );
     }
