@@ -291,15 +291,16 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             if !no_cases {
                 opts.cases = Some(config.case_setup()?);
             }
-            let mut pipeline = config.pipeline()?.keeping_alerts(!no_cases);
+            let mut pipeline = config
+                .pipeline()?
+                .keeping_alerts(!no_cases)
+                .keeping_correlation_events(true);
             let detector = if rules.is_empty() {
                 None
             } else {
                 let d = Arc::new(rules::load(&rules, logsources.as_deref(), true, true)?);
                 rules::report_loaded(&d);
-                pipeline = pipeline
-                    .with_detector(d.clone())
-                    .keeping_correlation_events(true);
+                pipeline = pipeline.with_detector(d.clone());
                 Some(d)
             };
             let s = replay::run(&store, Arc::new(pipeline), opts).await?;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{corpus, run};
+use common::{Server, corpus, run};
 
 const GOOD: &str = "title: Good\nid: 22222222-0000-0000-0000-000000000001\nlogsource: {product: windows, service: security}\ndetection:\n  sel: {EventID: 4625}\n  condition: sel\n";
 const BROKEN_CONDITION: &str = "title: Broken Condition\nlogsource: {product: windows, service: security}\ndetection:\n  sel: {EventID: 4625}\n  condition: sel and and\n";
@@ -196,4 +196,44 @@ fn replay_runs_the_shipped_spray_correlations_in_time_order() {
     );
     // The base rules of the shipped correlations raise no alert of their own.
     assert!(!titles.contains(&"Windows Logon Failure"), "{titles:?}");
+}
+
+#[test]
+fn serve_runs_configured_rules_on_events_ingested_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/good.yml"), GOOD).unwrap();
+    let cfg = dir.path().join("riposte.yaml");
+    std::fs::write(&cfg, "detection:\n  rules: [rules]\n").unwrap();
+    let srv = Server::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let t = srv.token.clone();
+    let failed = serde_json::json!({
+        "@timestamp": "2026-11-23T10:00:00.000Z",
+        "winlog": {"event_id": 4625, "channel": "Security", "computer_name": "DC01.corp.example",
+                   "record_id": 77, "time_created": "2026-11-23T10:00:00.000Z",
+                   "event_data": {"TargetUserName": "bob", "IpAddress": "192.0.2.8"}}
+    });
+    let (code, v) = srv.post(
+        "/api/v1/ingest/windows",
+        Some(&t),
+        failed.to_string().as_bytes(),
+    );
+    assert_eq!(code, 200, "{v}");
+    let alerts = srv.all_alerts();
+    let sigma: Vec<&serde_json::Value> =
+        alerts.iter().filter(|a| a["decoder"] == "sigma").collect();
+    assert_eq!(sigma.len(), 1, "{alerts:#?}");
+    assert_eq!(sigma[0]["title"], "Good");
+    assert!(
+        sigma[0]["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "ip" && e["value"] == "192.0.2.8"),
+        "{}",
+        sigma[0]
+    );
 }
