@@ -17,7 +17,11 @@ use crate::mapping::FieldRenames;
 
 /// The flat Sigma view of a Windows record, or `None` when it is not one.
 pub fn windows_fields(original: &Value) -> Option<Map<String, Value>> {
-    let mut out = Map::new();
+    let data_len = match event_data(original) {
+        Some(Value::Object(d)) => d.len(),
+        _ => 0,
+    };
+    let mut out = Map::with_capacity(data_len + 24);
     if let Some(sys) = original.get("Event").and_then(|e| e.get("System")) {
         let sys = sys.as_object()?;
         for (k, v) in sys {
