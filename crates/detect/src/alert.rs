@@ -31,7 +31,7 @@ impl Detector {
             return Vec::new();
         }
         hits.sort_unstable();
-        let view = View::new(ev.flat.as_ref().unwrap_or(&event.original), None);
+        let view = View::new(&ev.fields, None);
         let entities = entities(event, &view);
         hits.into_iter()
             .map(|i| to_alert(&self.rules()[i], event, entities.clone()))

@@ -124,8 +124,7 @@ impl Correlator {
         let renames = ev
             .service
             .map(|s| &self.detector.mapping().services()[s].fields);
-        let value = ev.flat.as_ref().unwrap_or(&event.original);
-        let view = View::new(value, renames);
+        let view = View::new(&ev.fields, renames);
         let out = self
             .engine
             .process_with_detections(&view, detections, event.time.as_second());

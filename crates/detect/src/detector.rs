@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::mapping::{FieldRenames, Mapping};
 use crate::rules::{Refusal, RuleText, parallel_map, parse_all};
-use crate::view::{View, windows_fields};
+use crate::view::{Fields, View, windows_fields};
 
 /// The custom attribute that carries a compiled rule's index in [`Detector::rules`].
 const RULE_INDEX: &str = "riposte.rule";
@@ -331,42 +331,38 @@ impl Detector {
     }
 
     /// `fed_only`: evaluate only the groups that hold a rule some correlation uses.
-    pub(crate) fn evaluate(
+    pub(crate) fn evaluate<'v>(
         &self,
         decoder: &str,
         action: &str,
-        original: &Value,
+        original: &'v Value,
         fed_only: bool,
-    ) -> Evaluated {
-        let flat = if decoder == "windows" {
+    ) -> Evaluated<'v> {
+        let fields = if decoder == "windows" {
             match windows_fields(original) {
-                Some(m) => Some(Value::Object(m)),
+                Some(f) => Fields::Flat(f),
                 None => {
                     return Evaluated {
                         results: Vec::new(),
-                        flat: None,
+                        fields: Fields::Json(original),
                         service: None,
                     };
                 }
             }
         } else {
-            None
+            Fields::Json(original)
         };
-        let value = flat.as_ref().unwrap_or(original);
-        let channel = flat
-            .as_ref()
-            .and_then(|f| f.get("Channel"))
-            .and_then(Value::as_str);
-        let plain = View::new(value, None);
+        let channel = fields.channel();
+        let plain = View::new(&fields, None);
         let sources = self
             .mapping
             .classify(decoder, channel, action, |f| plain.text(f));
         let mut results = Vec::new();
         let Some(si) = sources.service else {
-            self.eval_groups(&self.everywhere, value, None, fed_only, &mut results);
+            self.eval_groups(&self.everywhere, &fields, None, fed_only, &mut results);
             return Evaluated {
                 results,
-                flat,
+                fields,
                 service: None,
             };
         };
@@ -387,7 +383,7 @@ impl Detector {
                         same(&g.product, &cat.product) && same(&g.service, &cat.service)
                     })
                     .collect();
-                self.eval_groups(&gs, value, Some(renames), fed_only, &mut results);
+                self.eval_groups(&gs, &fields, Some(renames), fed_only, &mut results);
             }
         }
         if let Some(gs) = self.by_service.get(&service.service.to_ascii_lowercase()) {
@@ -396,21 +392,21 @@ impl Detector {
                 .copied()
                 .filter(|&gi| same(&self.groups[gi].product, &service.product))
                 .collect();
-            self.eval_groups(&gs, value, Some(&service.fields), fed_only, &mut results);
+            self.eval_groups(&gs, &fields, Some(&service.fields), fed_only, &mut results);
         }
         if let Some(gs) = self.by_product.get(&service.product.to_ascii_lowercase()) {
-            self.eval_groups(gs, value, Some(&service.fields), fed_only, &mut results);
+            self.eval_groups(gs, &fields, Some(&service.fields), fed_only, &mut results);
         }
         self.eval_groups(
             &self.everywhere,
-            value,
+            &fields,
             Some(&service.fields),
             fed_only,
             &mut results,
         );
         Evaluated {
             results,
-            flat,
+            fields,
             service: Some(si),
         }
     }
@@ -418,7 +414,7 @@ impl Detector {
     fn eval_groups(
         &self,
         gs: &[usize],
-        value: &Value,
+        fields: &Fields<'_>,
         renames: Option<&FieldRenames>,
         fed_only: bool,
         out: &mut Vec<EvaluationResult>,
@@ -426,7 +422,7 @@ impl Detector {
         if gs.is_empty() {
             return;
         }
-        let view = View::new(value, renames);
+        let view = View::new(fields, renames);
         for &gi in gs {
             if fed_only && !self.fed_groups.contains(&gi) {
                 continue;
@@ -438,9 +434,9 @@ impl Detector {
 
 /// One event's evaluation: the results, its flattened Windows fields (if it is one) and its
 /// service in the mapping.
-pub(crate) struct Evaluated {
+pub(crate) struct Evaluated<'v> {
     pub results: Vec<EvaluationResult>,
-    pub flat: Option<Value>,
+    pub fields: Fields<'v>,
     pub service: Option<usize>,
 }
 
