@@ -7,6 +7,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use riposte_deception::{Registry, SharedRegistry};
+use riposte_detect::Detector;
 
 /// Parses, decodes, canonicalises and identifies records. Pure CPU work, no I/O: callers run
 /// it on blocking threads and hand the result to the store.
@@ -20,6 +21,10 @@ pub struct Pipeline {
     /// Hand decoded alerts (without their original payload) to the caller too, for the case
     /// stage.
     keep_alerts: bool,
+    /// Sigma rules: every decoded event they match is followed by a `sigma` alert.
+    detector: Option<Arc<Detector>>,
+    /// Hand the events Sigma correlations need to the caller (replay's correlation stage).
+    keep_correlation_events: bool,
 }
 
 /// What one chunk of input became.
@@ -32,6 +37,9 @@ pub struct Decoding {
     /// The alerts decoded, without their original payload (a deception alert keeps its
     /// small one), when the pipeline keeps alerts.
     pub alerts: Vec<riposte_domain::Alert>,
+    /// The events a Sigma correlation's base rules match, when the pipeline keeps them:
+    /// correlation is stateful, so the caller feeds them in time order.
+    pub correlation_events: Vec<riposte_domain::Event>,
 }
 
 impl Decoding {
@@ -40,6 +48,7 @@ impl Decoding {
         self.rejects.extend(other.rejects);
         self.received += other.received;
         self.alerts.extend(other.alerts);
+        self.correlation_events.extend(other.correlation_events);
     }
 }
 
@@ -57,6 +66,8 @@ impl Pipeline {
             canon,
             decoys: Arc::default(),
             keep_alerts: false,
+            detector: None,
+            keep_correlation_events: false,
         }
     }
 
@@ -70,6 +81,17 @@ impl Pipeline {
     pub fn collect(&self, out: &mut Decoding, ds: Vec<Decoded>) {
         out.records
             .extend(ds.iter().map(StoredRecord::from_decoded));
+        if self.keep_correlation_events
+            && let Some(d) = &self.detector
+        {
+            for x in &ds {
+                if let Decoded::Event(e) = x
+                    && d.feeds_correlations(&e.decoder, &e.action, &e.original)
+                {
+                    out.correlation_events.push(e.clone());
+                }
+            }
+        }
         if self.keep_alerts {
             let decoys = self.decoys.current();
             out.alerts.extend(ds.into_iter().filter_map(|d| match d {
@@ -99,6 +121,23 @@ impl Pipeline {
     /// Checks every record against this decoy registry.
     pub fn with_decoys(mut self, decoys: Registry) -> Pipeline {
         self.decoys = Arc::new(SharedRegistry::new(decoys));
+        self
+    }
+
+    /// Also returns the events Sigma correlations need in [`Decoding::correlation_events`].
+    pub fn keeping_correlation_events(mut self, keep: bool) -> Pipeline {
+        self.keep_correlation_events = keep;
+        self
+    }
+
+    /// The Sigma rules this pipeline runs, if any.
+    pub fn detector(&self) -> Option<&Arc<Detector>> {
+        self.detector.as_ref()
+    }
+
+    /// Runs these Sigma rules over every decoded event.
+    pub fn with_detector(mut self, detector: Arc<Detector>) -> Pipeline {
+        self.detector = Some(detector);
         self
     }
 
@@ -154,6 +193,11 @@ impl Pipeline {
                     for hit in decoys.check(d) {
                         let alert = Decoded::Alert(hit.to_alert(d));
                         hits.push(self.finish(alert, origin.clone()));
+                    }
+                    if let (Some(detector), Decoded::Event(e)) = (&self.detector, d) {
+                        for a in detector.detect(e) {
+                            hits.push(self.finish(Decoded::Alert(a), origin.clone()));
+                        }
                     }
                 }
                 done.extend(hits);

@@ -79,6 +79,13 @@ impl ReplayOptions {
     }
 }
 
+/// A file that could not be read (whole), for the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileProblem {
+    pub file: String,
+    pub reason: String,
+}
+
 /// One refused record, for the summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct Refusal {
@@ -100,6 +107,9 @@ pub struct ReplaySummary {
     pub bytes: u64,
     /// The first refusals (at most 20), each naming the file, record and field.
     pub refusals: Vec<Refusal>,
+    /// Files read in part or not at all (empty, not EVTX after all, truncated), each with the
+    /// reason; the replay goes on with the rest.
+    pub file_problems: Vec<FileProblem>,
     /// The cases formed (with `cases`), validated first, then by risk: their documents.
     #[serde(skip)]
     pub cases: Vec<serde_json::Value>,
@@ -128,6 +138,7 @@ struct Chunk {
 enum Feed {
     Chunk(Chunk),
     FileDone,
+    Problem(FileProblem),
 }
 
 /// Runs the replay and returns its summary.
@@ -191,6 +202,8 @@ pub async fn run<S: Store>(
     let decoder = opts.decoder.clone();
     // Alerts for the case stage (when the pipeline keeps them).
     let mut alerts: Vec<riposte_domain::Alert> = Vec::new();
+    // Events for the Sigma correlation stage (when the pipeline keeps them).
+    let mut correlation_events: Vec<riposte_domain::Event> = Vec::new();
     // Decoding, in input order, into batches...
     let produce = async {
         let mut summary = ReplaySummary::default();
@@ -203,6 +216,7 @@ pub async fn run<S: Store>(
          -> Result<bool, ReplayError> {
             tally(&file, &decoding, summary, out.as_mut())?;
             alerts.append(&mut decoding.alerts);
+            correlation_events.append(&mut decoding.correlation_events);
             pending.add(file, decoding);
             bar.set_message(format!("{} records", summary.records));
             Ok(pending.records.len() >= batch_records)
@@ -210,6 +224,7 @@ pub async fn run<S: Store>(
         while let Some(feed) = rx.recv().await {
             match feed? {
                 Feed::FileDone => summary.files += 1,
+                Feed::Problem(p) => summary.file_problems.push(p),
                 Feed::Chunk(chunk) => {
                     let p = pipeline.clone();
                     let d = decoder.clone();
@@ -254,13 +269,22 @@ pub async fn run<S: Store>(
         }
         Ok::<_, ReplayError>(stored)
     };
-    let ((mut summary, out), stored) = tokio::try_join!(produce, consume)?;
-    if let Some(setup) = &opts.cases {
-        summary.cases = form_cases(store, setup, std::mem::take(&mut alerts)).await?;
-    }
+    let ((mut summary, mut out), stored) = tokio::try_join!(produce, consume)?;
     summary.stored = stored.stored;
     summary.duplicates = stored.duplicates;
     summary.rejected = stored.rejected;
+    correlate(
+        store,
+        &pipeline,
+        std::mem::take(&mut correlation_events),
+        &mut summary,
+        out.as_mut(),
+        &mut alerts,
+    )
+    .await?;
+    if let Some(setup) = &opts.cases {
+        summary.cases = form_cases(store, setup, std::mem::take(&mut alerts)).await?;
+    }
     let _ = reader.join();
     if let Some(mut w) = out {
         w.flush().map_err(|source| ReplayError::Io {
@@ -276,6 +300,54 @@ pub async fn run<S: Store>(
     summary.bytes = total_bytes;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Sigma correlations over the events their base rules matched, in (time, id) order so the
+/// result does not depend on file order; their alerts are stored as one more batch and join
+/// the case stage.
+async fn correlate<S: Store>(
+    store: &S,
+    pipeline: &Pipeline,
+    mut events: Vec<riposte_domain::Event>,
+    summary: &mut ReplaySummary,
+    out: Option<&mut std::io::BufWriter<File>>,
+    alerts: &mut Vec<riposte_domain::Alert>,
+) -> Result<(), ReplayError> {
+    let Some(detector) = pipeline.detector() else {
+        return Ok(());
+    };
+    if events.is_empty() {
+        return Ok(());
+    }
+    events.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+    events.dedup_by(|a, b| a.id == b.id);
+    let mut correlator = riposte_detect::Correlator::new(detector.clone());
+    let mut decoding = Decoding::default();
+    for e in &events {
+        let origin = e.origin.clone().unwrap_or(Origin::Replay {
+            file: String::new(),
+            record: 0,
+        });
+        let fired: Vec<riposte_domain::Decoded> = correlator
+            .process(e)
+            .into_iter()
+            .map(|a| pipeline.finish(riposte_domain::Decoded::Alert(a), origin.clone()))
+            .collect();
+        pipeline.collect(&mut decoding, fired);
+    }
+    if decoding.records.is_empty() {
+        return Ok(());
+    }
+    let received = summary.records;
+    tally("correlations", &decoding, summary, out)?;
+    summary.records = received;
+    alerts.append(&mut decoding.alerts);
+    let mut batch = Batch::default();
+    batch.add(Arc::from("sigma correlations"), decoding);
+    let outcome = store.ingest(batch.into_ingest()).await?;
+    summary.stored += outcome.accepted;
+    summary.duplicates += outcome.duplicates;
+    Ok(())
 }
 
 /// What the case stage needs: case formation, enrichment and scoring settings.
@@ -490,6 +562,16 @@ fn walk(p: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), ReplayError> {
     Ok(())
 }
 
+const EVTX_HEADER: u64 = 4096;
+const EVTX_CHUNK: u64 = 65536;
+
+fn problem(tx: &tokio::sync::mpsc::Sender<Result<Feed, ReplayError>>, file: &str, reason: String) {
+    let _ = tx.blocking_send(Ok(Feed::Problem(FileProblem {
+        file: file.to_string(),
+        reason,
+    })));
+}
+
 fn send(tx: &tokio::sync::mpsc::Sender<Result<Feed, ReplayError>>, c: Chunk) -> bool {
     tx.blocking_send(Ok(Feed::Chunk(c))).is_ok()
 }
@@ -509,6 +591,10 @@ fn read_file(
     let mut f = File::open(path).map_err(io)?;
     let mut magic = [0u8; 8];
     let n = f.read(&mut magic).map_err(io)?;
+    if n == 0 {
+        problem(tx, &name, "empty file: no records".into());
+        return Ok(());
+    }
     if n == 8 && &magic == b"ElfFile\0" {
         if let Some(d) = fixed
             && d != "windows"
@@ -620,10 +706,36 @@ fn read_evtx(
     tx: &tokio::sync::mpsc::Sender<Result<Feed, ReplayError>>,
     bar: &ProgressBar,
 ) -> Result<(), ReplayError> {
-    let mut parser = evtx::EvtxParser::from_path(path).map_err(|e| ReplayError::Input {
-        path: name.to_string(),
-        reason: format!("not a readable EVTX file: {e}"),
-    })?;
+    let mut parser = match evtx::EvtxParser::from_path(path) {
+        Ok(p) => p,
+        Err(e) => {
+            problem(tx, name, format!("not a readable EVTX file, skipped: {e}"));
+            return Ok(());
+        }
+    };
+    // An EVTX file is a 4 KiB header and whole 64 KiB chunks; a shorter tail was cut off
+    // (a copy made while the log was written, a download that stopped).
+    if let Ok(m) = std::fs::metadata(path) {
+        let len = m.len();
+        let tail = len.saturating_sub(EVTX_HEADER) % EVTX_CHUNK;
+        if len < EVTX_HEADER + EVTX_CHUNK {
+            problem(
+                tx,
+                name,
+                format!(
+                    "truncated EVTX file ({len} bytes, less than its 4 KiB header and one 64 KiB chunk): no record can be read"
+                ),
+            );
+        } else if tail != 0 {
+            problem(
+                tx,
+                name,
+                format!(
+                    "truncated EVTX file ({len} bytes, {tail} past the last whole 64 KiB chunk): the records of the whole chunks are read, the rest is lost"
+                ),
+            );
+        }
+    }
     let mut first = 1u64;
     let mut values = Vec::with_capacity(chunk);
     for r in parser.records_json_value() {

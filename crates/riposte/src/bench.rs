@@ -9,6 +9,10 @@
 //! - `bench http`: starts `riposte serve` as a separate process on 127.0.0.1, sends batches
 //!   over keep-alive connections, and reports the rate, latency percentiles and the
 //!   server's peak RSS.
+//! - `bench detect`: Sigma detection. A cold scan of SigmaHQ's regression EVTX files with all
+//!   rules (rule loading included, as the peers are timed), then events/s over a generated
+//!   stream of Sysmon and Security events with the full rule set, one thread and all cores,
+//!   against the bare parse + decode rate of the same stream.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -59,6 +63,25 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
+    /// Sigma detection: cold scan of the regression EVTX files, then events/s on a stream.
+    Detect {
+        #[arg(long, default_value = "../shared/corpus")]
+        corpus: PathBuf,
+        /// Rule folders (default: SigmaHQ's rules, rules-emerging-threats and
+        /// rules-threat-hunting from the corpus).
+        #[arg(long, num_args = 1..)]
+        rules: Vec<PathBuf>,
+        /// Events in the generated stream (0: cold scan only).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Compile every rule at load instead of per logsource seen.
+        #[arg(long)]
+        eager: bool,
+        /// Only the cold scan (no load breakdown, no stream), so the process's own wall
+        /// time and peak RSS are the scan's.
+        #[arg(long)]
+        scan_only: bool,
+    },
     /// Send N generated records to a separate `riposte serve` process over HTTP.
     Http {
         #[arg(long, default_value_t = 200_000)]
@@ -104,6 +127,13 @@ pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
             assets,
             passes: only,
         })?,
+        BenchCommand::Detect {
+            corpus,
+            rules,
+            events,
+            eager,
+            scan_only,
+        } => crate::bench_detect::run(&corpus, rules, events, eager, scan_only)?,
         BenchCommand::Http {
             count,
             batch,
@@ -317,7 +347,7 @@ fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, bool)> {
 }
 
 /// Peak resident set size of a process, from /proc (Linux).
-fn peak_rss_kib(pid: &str) -> Option<u64> {
+pub(crate) fn peak_rss_kib(pid: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
         .find(|l| l.starts_with("VmHWM:"))?

@@ -9,6 +9,9 @@
 //! enrichment: ./enrichment.yaml          # intel feeds, assets, identities (riposte_enrich)
 //! cases: { max_gap: 1h, max_span: 24h }  # case formation (riposte_correlate::CaseConfig)
 //! scoring: { thresholds: { high: 70, medium: 40 } }   # riposte_score::ScoringConfig
+//! detection:                             # Sigma rules over every decoded event
+//!   rules: [./sigma/rules, ./my-rules]
+//!   logsources: ./logsources.yaml        # extra logsource mapping (optional)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -43,8 +46,21 @@ pub struct Config {
     pub cases: riposte_correlate::CaseConfig,
     #[serde(default)]
     pub scoring: riposte_score::ScoringConfig,
+    #[serde(default)]
+    pub detection: Option<DetectionConfig>,
     #[serde(skip)]
     base: PathBuf,
+}
+
+/// Sigma rules the pipeline runs over every decoded event (HTTP, syslog and replay alike).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionConfig {
+    /// Rule files or folders, relative to the configuration file.
+    pub rules: Vec<PathBuf>,
+    /// An extra logsource mapping (YAML); its entries win over the shipped ones.
+    #[serde(default)]
+    pub logsources: Option<PathBuf>,
 }
 
 impl Config {
@@ -68,7 +84,17 @@ impl Config {
     /// that cannot be read is an error naming the file, line and reason.
     pub fn pipeline(&self) -> Result<Pipeline> {
         let canon = self.canonicaliser();
-        Ok(Pipeline::new(canon.clone()).with_decoys(self.decoy_registry(&canon)?))
+        let mut p = Pipeline::new(canon.clone()).with_decoys(self.decoy_registry(&canon)?);
+        if let Some(d) = &self.detection {
+            let rules: Vec<PathBuf> = d.rules.iter().map(|r| self.base.join(r)).collect();
+            let logsources = d.logsources.as_ref().map(|l| self.base.join(l));
+            // Compiled now, so a server reports every refusal at start-up.
+            let detector = crate::rules::load(&rules, logsources.as_deref(), false, true)?;
+            crate::rules::report_loaded(&detector);
+            crate::rules::report_refusals(&detector);
+            p = p.with_detector(Arc::new(detector));
+        }
+        Ok(p)
     }
 
     /// The decoy registry (empty when none is configured).

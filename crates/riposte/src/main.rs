@@ -3,8 +3,10 @@
 
 mod bench;
 mod bench_cases;
+mod bench_detect;
 mod config;
 mod playbook_cmd;
+mod rules;
 mod secret_cmd;
 
 use std::io::{IsTerminal, Write};
@@ -100,6 +102,19 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Run these Sigma rules (files or folders) over the replayed events, with riposte's
+        /// shipped correlations (password spray, brute force, spray then success); matches
+        /// are stored as `sigma` alerts and join cases like any other alert.
+        #[arg(long, num_args = 1..)]
+        rules: Vec<PathBuf>,
+        /// Extra Sigma logsource mapping for `--rules` (YAML); its entries win.
+        #[arg(long, requires = "rules")]
+        logsources: Option<PathBuf>,
+    },
+    /// Check Sigma rules.
+    Rules {
+        #[command(subcommand)]
+        command: rules::RulesCommand,
     },
     /// Manage API tokens.
     Token {
@@ -315,6 +330,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             cases_out,
             no_cases,
             quiet,
+            rules,
+            logsources,
         } => {
             let config = Config::load(config.as_deref())?;
             let decoders = config.decoders()?;
@@ -331,9 +348,24 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             if !no_cases {
                 opts.cases = Some(config.case_setup()?);
             }
-            let pipeline = Arc::new(config.pipeline()?.keeping_alerts(!no_cases));
-            let s = replay::run(&store, pipeline, opts).await?;
+            let mut pipeline = config
+                .pipeline()?
+                .keeping_alerts(!no_cases)
+                .keeping_correlation_events(true);
+            let detector = if rules.is_empty() {
+                None
+            } else {
+                let d = Arc::new(rules::load(&rules, logsources.as_deref(), true, true)?);
+                rules::report_loaded(&d);
+                pipeline = pipeline.with_detector(d.clone());
+                Some(d)
+            };
+            let s = replay::run(&store, Arc::new(pipeline), opts).await?;
             store.close().await;
+            if let Some(d) = &detector {
+                // Compiling is lazy, so compile refusals are known only now.
+                rules::report_refusals(d);
+            }
             eprintln!(
                 "replayed {} records from {} files in {:.2}s ({:.0}/s): {} alerts, {} events; {} stored, {} duplicates, {} refused",
                 s.records,
@@ -346,6 +378,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 s.duplicates,
                 s.rejected
             );
+            for p in &s.file_problems {
+                eprintln!("  {}: {}", p.file, p.reason);
+            }
             for r in &s.refusals {
                 eprintln!(
                     "  refused {} record {}: field `{}`: {}",
@@ -374,6 +409,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rules { command } => rules::run(command),
         Command::Token { command } => token(command).await,
         Command::Audit { command } => audit(command).await,
         Command::Playbook { command } => playbook_cmd::run(command),

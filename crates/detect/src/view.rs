@@ -1,0 +1,396 @@
+//! How a decoded event looks to a Sigma rule: the fields Sigma names, read with the logsource's
+//! field renames.
+//!
+//! Windows events are flattened the way Sigma's Windows rules are written: the event data's
+//! named values (`Image`, `CommandLine`, `TargetUserName`) beside the System element's
+//! (`EventID`, `Channel`, `Computer`, `Provider_Name`, `Level`, …), from either shape the
+//! `windows` decoder reads (EVTX rendering or Winlogbeat). Other products' events are read as
+//! they are, with dotted paths into nested objects.
+
+use std::borrow::Cow;
+
+use riposte_decode::windows::event_data;
+use rsigma_eval::event::{Event, EventValue, JsonEvent};
+use serde_json::{Map, Value};
+
+use crate::mapping::FieldRenames;
+
+/// The flat Sigma view of a Windows record, or `None` when it is not one.
+pub fn windows_fields(original: &Value) -> Option<Flat<'_>> {
+    let data_len = match event_data(original) {
+        Some(Value::Object(d)) => d.len(),
+        _ => 0,
+    };
+    let mut out = Flat::with_capacity(data_len + 24);
+    if let Some(sys) = original.get("Event").and_then(|e| e.get("System")) {
+        let sys = sys.as_object()?;
+        for (k, v) in sys {
+            match (k.as_str(), v) {
+                ("EventID", Value::Object(o)) => {
+                    if let Some(t) = o.get("#text") {
+                        out.insert(Cow::Borrowed("EventID"), t);
+                    }
+                }
+                ("Provider", Value::Object(o)) => {
+                    if let Some(Value::Object(a)) = o.get("#attributes") {
+                        for (ak, av) in a {
+                            out.insert(Cow::Owned(format!("Provider_{ak}")), av);
+                        }
+                    }
+                }
+                ("Provider_attributes", Value::Object(a)) => {
+                    for (ak, av) in a {
+                        out.insert(Cow::Owned(format!("Provider_{ak}")), av);
+                    }
+                }
+                ("Execution" | "Security" | "TimeCreated" | "Correlation", Value::Object(o)) => {
+                    if let Some(Value::Object(a)) = o.get("#attributes") {
+                        for (ak, av) in a {
+                            out.insert(Cow::Owned(format!("{k}_{ak}")), av);
+                        }
+                    }
+                }
+                (_, Value::Object(_)) => {}
+                _ => {
+                    out.insert(Cow::Borrowed(k.as_str()), v);
+                }
+            }
+        }
+    } else if let Some(w) = original.get("winlog").and_then(Value::as_object) {
+        for (from, to) in [
+            ("event_id", "EventID"),
+            ("channel", "Channel"),
+            ("computer_name", "Computer"),
+            ("provider_name", "Provider_Name"),
+            ("record_id", "EventRecordID"),
+            ("task", "Task"),
+            ("opcode", "Opcode"),
+        ] {
+            if let Some(v) = w.get(from) {
+                out.insert(Cow::Borrowed(to), v);
+            }
+        }
+        // Winlogbeat writes the event id as text; Sigma rules compare it as a number.
+        if let Some(Value::String(s)) = w.get("event_id")
+            && let Ok(n) = s.parse::<u64>()
+        {
+            out.insert_owned(Cow::Borrowed("EventID"), Value::from(n));
+        }
+    } else {
+        return None;
+    }
+    if let Some(Value::Object(data)) = event_data(original) {
+        for (k, v) in data {
+            // The evtx crate renders an element's attributes beside its text; the names Sigma
+            // uses are the element names.
+            if k == "#attributes" || k.ends_with("_attributes") {
+                continue;
+            }
+            // Some providers name their values with spaces (Defender's `Threat Name`); Sigma
+            // writes them without (`ThreatName`). Both spellings resolve.
+            if k.contains(' ') {
+                out.insert(Cow::Owned(k.replace(' ', "")), v);
+            }
+            out.insert(Cow::Borrowed(k.as_str()), v);
+        }
+    }
+    Some(out.finish())
+}
+
+/// A Windows record's Sigma fields: names to values, borrowed from the record (no copies),
+/// sorted by name; a later insert of a name wins (event data over System).
+#[derive(Debug, Default)]
+pub struct Flat<'a> {
+    entries: Vec<(Cow<'a, str>, Cow<'a, Value>)>,
+}
+
+impl<'a> Flat<'a> {
+    fn with_capacity(n: usize) -> Flat<'a> {
+        Flat {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    fn insert(&mut self, k: Cow<'a, str>, v: &'a Value) {
+        self.entries.push((k, Cow::Borrowed(v)));
+    }
+
+    fn insert_owned(&mut self, k: Cow<'a, str>, v: Value) {
+        self.entries.push((k, Cow::Owned(v)));
+    }
+
+    fn finish(mut self) -> Flat<'a> {
+        // Stable sort, then keep the last insert of each name.
+        self.entries.reverse();
+        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+        self.entries.dedup_by(|later, first| later.0 == first.0);
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.entries
+            .binary_search_by(|(k, _)| k.as_ref().cmp(name))
+            .ok()
+            .map(|i| self.entries[i].1.as_ref())
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(k, _)| k.as_ref())
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Value> {
+        self.entries.iter().map(|(_, v)| v.as_ref())
+    }
+
+    /// The fields as one JSON object (copies; for output, not for matching).
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_ref().clone()))
+            .collect()
+    }
+}
+
+/// An event's fields as Sigma reads them: a Windows record flattened, anything else as is.
+pub enum Fields<'a> {
+    Json(&'a Value),
+    Flat(Flat<'a>),
+}
+
+impl Fields<'_> {
+    /// A field's text value, for the logsource conditions.
+    pub fn channel(&self) -> Option<&str> {
+        match self {
+            Fields::Flat(f) => f.get("Channel").and_then(Value::as_str),
+            Fields::Json(_) => None,
+        }
+    }
+}
+
+const MAX_DEPTH: usize = 64;
+
+fn any_str(v: &Value, pred: &dyn Fn(&str) -> bool, depth: usize) -> bool {
+    match v {
+        Value::String(s) => pred(s),
+        Value::Array(a) if depth > 0 => a.iter().any(|x| any_str(x, pred, depth - 1)),
+        Value::Object(o) if depth > 0 => o.values().any(|x| any_str(x, pred, depth - 1)),
+        _ => false,
+    }
+}
+
+fn visit_str<'v>(v: &'v Value, visit: &mut dyn FnMut(&str), depth: usize) {
+    match v {
+        Value::String(s) => visit(s),
+        Value::Array(a) if depth > 0 => a.iter().for_each(|x| visit_str(x, visit, depth - 1)),
+        Value::Object(o) if depth > 0 => o.values().for_each(|x| visit_str(x, visit, depth - 1)),
+        _ => {}
+    }
+}
+
+fn collect_str<'v>(v: &'v Value, out: &mut Vec<Cow<'v, str>>, depth: usize) {
+    match v {
+        Value::String(s) => out.push(Cow::Borrowed(s.as_str())),
+        Value::Array(a) if depth > 0 => a.iter().for_each(|x| collect_str(x, out, depth - 1)),
+        Value::Object(o) if depth > 0 => o.values().for_each(|x| collect_str(x, out, depth - 1)),
+        _ => {}
+    }
+}
+
+/// An event as one Sigma rule group sees it.
+pub struct View<'a> {
+    json: Option<JsonEvent<'a>>,
+    flat: Option<&'a Flat<'a>>,
+    renames: Option<&'a FieldRenames>,
+}
+
+impl<'a> View<'a> {
+    pub fn new(fields: &'a Fields<'a>, renames: Option<&'a FieldRenames>) -> View<'a> {
+        let (json, flat) = match fields {
+            Fields::Json(v) => (Some(JsonEvent::borrow(v)), None),
+            Fields::Flat(f) => (None, Some(f)),
+        };
+        View {
+            json,
+            flat,
+            renames: renames.filter(|r| !r.is_empty()),
+        }
+    }
+
+    /// A field as text (numbers in decimal), for logsource conditions and entities.
+    pub fn text(&self, name: &str) -> Option<String> {
+        match self.get_field(name)? {
+            EventValue::Str(s) => Some(s.into_owned()),
+            EventValue::Int(i) => Some(i.to_string()),
+            EventValue::Float(f) => Some(f.to_string()),
+            EventValue::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    fn lookup(&self, path: &str) -> Option<EventValue<'_>> {
+        if let Some(j) = &self.json {
+            return j.get_field(path);
+        }
+        let f = self.flat?;
+        if let Some(v) = f.get(path) {
+            return Some(EventValue::from(v));
+        }
+        // `Field.sub.key` into a structured value.
+        let (first, rest) = path.split_once('.')?;
+        let mut v = f.get(first)?;
+        for seg in rest.split('.') {
+            v = v.get(seg)?;
+        }
+        Some(EventValue::from(v))
+    }
+}
+
+impl Event for View<'_> {
+    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        if let Some(targets) = self.renames.and_then(|r| r.get(path)) {
+            for t in targets {
+                if let Some(v) = self.lookup(t) {
+                    return Some(v);
+                }
+            }
+        }
+        self.lookup(path)
+    }
+
+    fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
+        match (&self.json, self.flat) {
+            (Some(j), _) => j.any_string_value(pred),
+            (None, Some(f)) => f.values().any(|v| any_str(v, pred, MAX_DEPTH)),
+            (None, None) => false,
+        }
+    }
+
+    fn all_string_values(&self) -> Vec<Cow<'_, str>> {
+        match (&self.json, self.flat) {
+            (Some(j), _) => j.all_string_values(),
+            (None, Some(f)) => {
+                let mut out = Vec::new();
+                f.values().for_each(|v| collect_str(v, &mut out, MAX_DEPTH));
+                out
+            }
+            (None, None) => Vec::new(),
+        }
+    }
+
+    fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
+        match (&self.json, self.flat) {
+            (Some(j), _) => j.visit_string_values(visit),
+            (None, Some(f)) => f.values().for_each(|v| visit_str(v, visit, MAX_DEPTH)),
+            (None, None) => {}
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        match (&self.json, self.flat) {
+            (Some(j), _) => j.to_json(),
+            (None, Some(f)) => Value::Object(f.to_map()),
+            (None, None) => Value::Null,
+        }
+    }
+
+    fn field_keys(&self) -> Vec<Cow<'_, str>> {
+        match (&self.json, self.flat) {
+            (Some(j), _) => j.field_keys(),
+            (None, Some(f)) => f.keys().map(Cow::Borrowed).collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    // With renames the event's own keys do not say which Sigma names resolve, so the
+    // candidate index must probe every field it knows (the trait's default: shape unknown).
+    fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
+        if self.renames.is_some() {
+            return None;
+        }
+        match (&self.json, self.flat) {
+            (Some(j), _) => j.top_level_keys(),
+            (None, Some(f)) => Some(f.keys().map(Cow::Borrowed).collect()),
+            (None, None) => None,
+        }
+    }
+
+    fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
+        if self.renames.is_some() {
+            return false;
+        }
+        match (&self.json, self.flat) {
+            (Some(j), _) => j.visit_top_level_keys(visit),
+            (None, Some(f)) => {
+                f.keys().for_each(visit);
+                true
+            }
+            (None, None) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn evtx_shape_flattens_system_and_data() {
+        let v = json!({"Event": {"System": {
+            "Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}},
+            "EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+            "Computer": "ws-1", "Execution": {"#attributes": {"ProcessID": 4}}},
+            "EventData": {"Image": "C:\\x.exe", "CommandLine": "x", "Threat Name": "t"}}});
+        let f = windows_fields(&v).unwrap().to_map();
+        assert_eq!(f["EventID"], 1);
+        assert_eq!(f["Provider_Name"], "Microsoft-Windows-Sysmon");
+        assert_eq!(f["Image"], "C:\\x.exe");
+        assert_eq!(f["Computer"], "ws-1");
+        assert_eq!(f["Execution_ProcessID"], 4);
+        assert_eq!(f["ThreatName"], "t");
+        assert_eq!(f["Threat Name"], "t");
+    }
+
+    #[test]
+    fn classic_event_id_with_qualifiers_and_winlogbeat() {
+        let v = json!({"Event": {"System": {"EventID": {"#text": 7045, "#attributes": {"Qualifiers": 16384}}}}});
+        assert_eq!(windows_fields(&v).unwrap().to_map()["EventID"], 7045);
+        let w = json!({"winlog": {"event_id": "4625", "channel": "Security",
+            "event_data": {"TargetUserName": "bob"}}});
+        let f = windows_fields(&w).unwrap().to_map();
+        assert_eq!(f["EventID"], 4625);
+        assert_eq!(f["TargetUserName"], "bob");
+        assert!(windows_fields(&json!({"a": 1})).is_none());
+    }
+
+    #[test]
+    fn flat_keeps_the_last_insert_and_reads_nested_values() {
+        let v = json!({"Event": {"System": {"EventID": 1, "Computer": "sys"},
+            "EventData": {"Computer": "data", "Obj": {"a": {"b": "deep"}}}}});
+        let f = windows_fields(&v).unwrap();
+        assert_eq!(f.get("Computer").unwrap(), "data");
+        let fields = Fields::Flat(f);
+        let view = View::new(&fields, None);
+        assert_eq!(view.text("Obj.a.b").as_deref(), Some("deep"));
+        assert!(view.any_string_value(&|s| s == "deep"));
+        assert!(
+            view.top_level_keys()
+                .unwrap()
+                .iter()
+                .any(|k| k == "EventID")
+        );
+    }
+
+    #[test]
+    fn renames_read_the_mapped_field_first() {
+        let v = json!({"NewProcessName": "C:\\a.exe", "Image": "ignored?"});
+        let mut r = FieldRenames::new();
+        r.insert("Image".into(), vec!["NewProcessName".into()]);
+        let fields = Fields::Json(&v);
+        let view = View::new(&fields, Some(&r));
+        assert_eq!(view.text("Image").as_deref(), Some("C:\\a.exe"));
+        assert!(view.top_level_keys().is_none());
+        let plain = View::new(&fields, None);
+        assert_eq!(plain.text("Image").as_deref(), Some("ignored?"));
+    }
+}
