@@ -37,6 +37,8 @@ const TICK: Duration = Duration::from_secs(1);
 /// that time is built and written once, and the store's writer is taken a few times a
 /// second, not once per ingest request.
 const FLUSH: Duration = Duration::from_millis(250);
+/// How far ahead of this clock an alert's time is believed, for case formation.
+const MAX_AHEAD: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
 /// Cases per write transaction.
 const WRITE_CHUNK: usize = 500;
 /// Most alerts taken from the queue and placed at once.
@@ -269,6 +271,23 @@ impl<S: Store> CaseTask<S> {
     async fn place(&mut self, mut alerts: Vec<Alert>) {
         if alerts.is_empty() {
             return;
+        }
+        // A clock far ahead (or a forged time) must not drag every case's window with it:
+        // the engine takes alert time as its clock, so one alert from 2099 would make every
+        // later one "too late". Such alerts are placed at the present instead.
+        let limit = Timestamp::now() + MAX_AHEAD;
+        let mut ahead = 0usize;
+        for a in &mut alerts {
+            if a.time > limit {
+                a.time = Timestamp::now();
+                ahead += 1;
+            }
+        }
+        if ahead > 0 {
+            tracing::warn!(
+                alerts = ahead,
+                "alerts dated more than 15 minutes ahead of this clock were placed in cases at the present"
+            );
         }
         alerts.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
         let enrichment = self.settings.enrichment.current();
@@ -509,6 +528,53 @@ mod tests {
             "entities": entities, "original": null,
         }))
         .unwrap()
+    }
+
+    fn alert_at(id: &str, time: Timestamp, host: &str) -> Alert {
+        let mut a = alert(id, 0, &[host], 50);
+        a.time = time;
+        a
+    }
+
+    /// One alert dated 2099 does not make every later alert "too late": it is placed at the
+    /// present, and the alerts around it still form one case.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_alert_from_the_future_does_not_drag_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            SqliteStore::open(dir.path(), Durability::Full)
+                .await
+                .unwrap(),
+        );
+        let settings = CaseSettings {
+            config: riposte_correlate::CaseConfig::default(),
+            enrichment: Arc::new(SharedEnrichment::new(riposte_enrich::EnrichmentSet::empty())),
+            scoring: riposte_score::ScoringConfig::default(),
+        };
+        let (live, task) =
+            LiveCases::start(store.clone(), Arc::new(Pipeline::default()), settings).unwrap();
+        let now = Timestamp::now();
+        let future: Timestamp = "2099-01-01T00:00:00Z".parse().unwrap();
+        live.place(vec![alert_at(
+            "f1",
+            now - jiff::SignedDuration::from_mins(1),
+            "h9",
+        )])
+        .await;
+        live.place(vec![alert_at("f2", future, "h9")]).await;
+        live.place(vec![alert_at("f3", now, "h9")]).await;
+        live.stop();
+        task.await.unwrap();
+        let all = store
+            .cases(&CaseQuery {
+                limit: 10,
+                ..CaseQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1, "{all:?}");
+        let c: serde_json::Value = serde_json::from_str(&all[0]).unwrap();
+        assert_eq!(c["alert_count"], 3, "{c:#}");
     }
 
     async fn next(rx: &mut broadcast::Receiver<CaseUpdate>) -> CaseUpdate {
