@@ -1,10 +1,13 @@
 //! The `riposte` binary: wires the crates together behind one command line.
 //! It owns configuration, start-up and output for people; the work happens in the crates.
 
+mod actions_cmd;
 mod bench;
 mod bench_cases;
+mod bench_respond;
 mod config;
 mod playbook_cmd;
+mod respond_setup;
 mod secret_cmd;
 
 use std::io::{IsTerminal, Write};
@@ -115,6 +118,11 @@ enum Command {
     Playbook {
         #[command(subcommand)]
         command: playbook_cmd::PlaybookCommand,
+    },
+    /// List, approve, reject and undo response actions on a running server.
+    Actions {
+        #[command(subcommand)]
+        command: actions_cmd::ActionsCommand,
     },
     /// Manage the sealed secrets connectors use (values read from stdin, never shown).
     Secret {
@@ -255,6 +263,9 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 state.cases = Some(live);
                 case_task = Some(task);
             }
+            state.respond =
+                respond_setup::start(&config, &data.data_dir, store.clone(), state.cases.as_ref())
+                    .await?;
             if let Some(path) = &config_path {
                 state.reload = Some(Arc::new(config::Reloader {
                     path: path.clone(),
@@ -378,6 +389,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Audit { command } => audit(command).await,
         Command::Playbook { command } => playbook_cmd::run(command),
         Command::Secret { command } => secret_cmd::run(command),
+        Command::Actions { command } => actions_cmd::run(command).await,
         Command::Bench { command } => bench::run(command).await,
     }
 }

@@ -47,16 +47,42 @@ const PAGE_SIZE: u32 = 32 * 1024;
 /// The writing connection. The audit head is read inside each write transaction (begun
 /// IMMEDIATE, so it holds SQLite's write lock), because `riposte token …` and other commands
 /// may append to the same chain from another process while the server runs.
-struct Writer {
-    conn: SqliteConnection,
+pub(crate) struct Writer {
+    pub(crate) conn: SqliteConnection,
 }
 
 pub struct SqliteStore {
-    writer: Mutex<Writer>,
-    readers: SqlitePool,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) readers: SqlitePool,
     path: PathBuf,
     checkpointer: Option<tokio::task::JoinHandle<()>>,
     base: SqliteConnectOptions,
+}
+
+/// A case's analyst-set columns, tags and notes, as the case stage's upsert keeps them.
+type KeptRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Puts a case's tags and notes (JSON arrays from their columns) into its document.
+pub(crate) fn merge_annotations(
+    doc: &mut serde_json::Value,
+    tags: Option<&str>,
+    notes: Option<&str>,
+) {
+    let Some(o) = doc.as_object_mut() else {
+        return;
+    };
+    for (key, text) in [("tags", tags), ("notes", notes)] {
+        let v = text
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .unwrap_or_else(|| json!([]));
+        o.insert(key.into(), v);
+    }
 }
 
 /// A case's analyst-set columns and its document.
@@ -82,7 +108,7 @@ async fn checkpoint_loop(mut conn: SqliteConnection) {
     }
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::now()
 }
 
@@ -170,7 +196,7 @@ impl SqliteStore {
 }
 
 /// The chain's head as stored, read inside the write transaction.
-async fn read_head(conn: &mut SqliteConnection) -> Result<(u64, [u8; 32]), StoreError> {
+pub(crate) async fn read_head(conn: &mut SqliteConnection) -> Result<(u64, [u8; 32]), StoreError> {
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE one = 1")
         .fetch_optional(&mut *conn)
         .await?;
@@ -187,10 +213,10 @@ async fn read_head(conn: &mut SqliteConnection) -> Result<(u64, [u8; 32]), Store
     }
 }
 
-const BEGIN: &str = "BEGIN IMMEDIATE";
+pub(crate) const BEGIN: &str = "BEGIN IMMEDIATE";
 
 /// Seals and inserts one audit record inside `tx`; returns the new head.
-async fn append_audit(
+pub(crate) async fn append_audit(
     conn: &mut SqliteConnection,
     head: (u64, [u8; 32]),
     actor: &str,
@@ -502,12 +528,20 @@ impl Store for SqliteStore {
         let mut written = Vec::with_capacity(cases.len());
         for c in &cases {
             // What an analyst set is kept: the case stage does not know it.
-            let kept: Option<(String, Option<String>, Option<String>)> =
-                sqlx::query_as("SELECT status, assignee, verdict FROM cases WHERE id = ?")
-                    .bind(c.id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let kept: Option<KeptRow> = sqlx::query_as(
+                "SELECT status, assignee, verdict, tags, notes FROM cases WHERE id = ?",
+            )
+            .bind(c.id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
             let mut doc = c.doc.clone();
+            // Tags and notes live in their own columns (playbooks add them); the stage's
+            // document does not carry them, so they are merged in on every write.
+            let (kept, tags, notes) = match kept {
+                Some((s, a, v, t, n)) => (Some((s, a, v)), t, n),
+                None => (None, None, None),
+            };
+            merge_annotations(&mut doc, tags.as_deref(), notes.as_deref());
             let (status, assignee, verdict) = match kept {
                 // A case the stage retired and formed again (a late alert re-formed the
                 // window) is open again; what an analyst set stays.
