@@ -235,6 +235,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     riposte_decode::NAMES.join(", ")
                 );
             }
+            // Refused before anything starts: a bad playbook leaves nothing behind.
+            let respond = respond_setup::load_configured(&config, &data.data_dir)?;
             let mut store = open_store(&data.data_dir, Durability::Full).await?;
             store.checkpoint_in_background().await?;
             let store = Arc::new(store);
@@ -263,9 +265,10 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 state.cases = Some(live);
                 case_task = Some(task);
             }
-            state.respond =
-                respond_setup::start(&config, &data.data_dir, store.clone(), state.cases.as_ref())
-                    .await?;
+            if let Some(loaded) = respond {
+                state.respond =
+                    Some(respond_setup::start(loaded, store.clone(), state.cases.as_ref()).await?);
+            }
             if let Some(path) = &config_path {
                 state.reload = Some(Arc::new(config::Reloader {
                     path: path.clone(),

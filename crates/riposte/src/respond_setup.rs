@@ -123,19 +123,24 @@ pub fn load(rc: &RespondConfig, config: &Config, data_dir: &Path) -> Result<Load
     })
 }
 
-/// Loads the response configuration, activates the playbooks and starts the tasks that feed
-/// the engine. `None` when the configuration has no `respond:`.
+/// Loads the `respond:` section, if there is one; call before anything else is started, so
+/// a refusal leaves nothing behind.
+pub fn load_configured(config: &Config, data_dir: &Path) -> Result<Option<Loaded>> {
+    match &config.respond {
+        None => Ok(None),
+        Some(rc) => {
+            riposte_respond::http::install_tls_provider();
+            load(rc, config, data_dir).map(Some)
+        }
+    }
+}
+
+/// Activates the playbooks and starts the tasks that feed the engine.
 pub async fn start(
-    config: &Config,
-    data_dir: &Path,
+    loaded: Loaded,
     store: Arc<SqliteStore>,
     cases: Option<&LiveCases>,
-) -> Result<Option<Arc<dyn Responder>>> {
-    let Some(rc) = &config.respond else {
-        return Ok(None);
-    };
-    riposte_respond::http::install_tls_provider();
-    let loaded = load(rc, config, data_dir)?;
+) -> Result<Arc<dyn Responder>> {
     let mut triggers = Vec::new();
     let engine = Arc::new(Engine::new(
         store.clone(),
@@ -157,5 +162,5 @@ pub async fn start(
     }
     start_ticker(engine.clone(), TICK);
     tracing::info!(playbooks = count, "response engine started");
-    Ok(Some(Arc::new(EngineHandle { engine, triggers })))
+    Ok(Arc::new(EngineHandle { engine, triggers }))
 }

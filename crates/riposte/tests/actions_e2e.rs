@@ -615,3 +615,34 @@ fn a_restart_between_send_and_result_resumes_with_the_same_key() {
     let (code, out, err) = run(&["audit", "verify", "--data-dir", s.data.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+/// A playbook with a mistake stops start-up, naming the file, line and column.
+#[test]
+fn a_bad_playbook_stops_start_up_naming_file_line_and_column() {
+    let bad = CONTAIN.replace("action: edr.isolate_host", "action: edr.isolate");
+    let s = setup(0, &[("contain.yaml", &bad)]);
+    let out = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&s.data)
+        .arg("--config")
+        .arg(&s.cfg)
+        .env("RIPOSTE_LOG", "error")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("contain.yaml:7:5: step `isolate`")
+            && err.contains("has no operation `isolate`"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).is_empty(),
+        "it never listened"
+    );
+    assert!(
+        !s.data.join("admin.token").exists(),
+        "refused before anything was made"
+    );
+}
