@@ -192,7 +192,13 @@ struct Setup {
     edr: Edr,
 }
 
+const POLICY: &str = "four_eyes: true\nmin_tier_for_auto: validated\napproval_timeout: 4h\n";
+
 fn setup(hold_first_isolate_ms: u64, playbooks: &[(&str, &str)]) -> Setup {
+    setup_with(POLICY, hold_first_isolate_ms, playbooks)
+}
+
+fn setup_with(policy: &str, hold_first_isolate_ms: u64, playbooks: &[(&str, &str)]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path();
     let cfg = config(base);
@@ -233,11 +239,7 @@ operations:
         ),
     )
     .unwrap();
-    std::fs::write(
-        base.join("policy.yaml"),
-        "four_eyes: true\nmin_tier_for_auto: validated\napproval_timeout: 4h\n",
-    )
-    .unwrap();
+    std::fs::write(base.join("policy.yaml"), policy).unwrap();
     for (name, text) in playbooks {
         std::fs::write(base.join("playbooks").join(name), text).unwrap();
     }
@@ -475,6 +477,23 @@ fn alerts_to_approved_isolation_to_undo_with_review_auto_tier_and_four_eyes() {
     let tag_id = tag["id"].as_str().unwrap();
     action_in_state(&srv, tag_id, "awaiting_approval");
     assert!(s.edr.requests("/tag").is_empty());
+    // Rejected instead: denied, never sent, the run ends failed.
+    let (code, v) = srv.post(
+        &format!("/api/v1/actions/{tag_id}/reject"),
+        Some(&bob),
+        br#"{"reason": "not without a validated case"}"#,
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["status"], "rejected", "{v}");
+    action_in_state(&srv, tag_id, "denied");
+    let tag_run = tag["run_id"].as_str().unwrap();
+    wait("the rejected run to fail", || {
+        let (_, v) = srv.get(&format!("/api/v1/runs/{tag_run}"), Some(&srv.token));
+        (v["run"]["status"] == "failed").then_some(())
+    });
+    assert!(s.edr.requests("/tag").is_empty());
+    let (code, _) = srv.get("/api/v1/runs/run-nope", Some(&srv.token));
+    assert_eq!(code, 404);
 
     // Undo: the inverse, with what the isolation kept.
     let (code, v) = srv.post(
@@ -644,5 +663,44 @@ fn a_bad_playbook_stops_start_up_naming_file_line_and_column() {
     assert!(
         !s.data.join("admin.token").exists(),
         "refused before anything was made"
+    );
+}
+
+/// `alert.received`: each new alert (never a duplicate) starts the playbook, and an `auto`
+/// operation runs at once.
+#[test]
+fn a_new_alert_starts_an_alert_playbook_whose_auto_step_runs_at_once() {
+    let pb = r#"id: tag-on-alert
+name: Tag the host of every serious alert
+on: alert.received
+if: alert.severity.score >= 50
+steps:
+  - id: tag
+    action: edr.tag_host
+    params: { host: "{{ (alert.entities | selectattr('type', 'eq', 'host') | first).value }}" }
+"#;
+    let s = setup_with("four_eyes: true\n", 0, &[("tag.yaml", pb)]);
+    let srv = s.serve();
+    let story = one_am_story();
+    let (code, v) = srv.post("/api/v1/ingest/auto", Some(&srv.token), &ndjson(&story));
+    assert_eq!(code, 200, "{v}");
+    let alerts = srv.all_alerts();
+    let serious = alerts
+        .iter()
+        .filter(|a| a["severity"]["score"].as_u64().unwrap() >= 50)
+        .count();
+    assert!(serious > 0, "{alerts:#?}");
+    wait("one tag per serious alert", || {
+        (s.edr.requests("/tag").len() >= serious).then_some(())
+    });
+    // The same alerts again are duplicates: nothing new starts.
+    let (code, v) = srv.post("/api/v1/ingest/auto", Some(&srv.token), &ndjson(&story));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["duplicates"], story.len(), "{v}");
+    let sent = s.edr.requests("/tag");
+    assert_eq!(sent.len(), serious, "{sent:?}");
+    assert!(
+        sent.iter().all(|r| r.path == "/api/hosts/ws-042/tag"),
+        "{sent:?}"
     );
 }
