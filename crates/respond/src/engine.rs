@@ -1384,9 +1384,23 @@ impl<S: RunStore> Engine<S> {
                 _ => {}
             }
         }
+        // Runs with an action free to send, or found `sending` with no driver at it (the
+        // process stopped between an approval, or a send, and the result): due now, whatever
+        // their wake time says. A run some driver holds is left to it.
+        let mut pending = std::collections::BTreeSet::new();
+        for rec in self.store.open_actions().await? {
+            if let (ActionKind::Call | ActionKind::Gate, Some(run)) = (&rec.kind, &rec.run_id)
+                && matches!(rec.state, ActionState::Ready | ActionState::Sending { .. })
+                && self.lock_for(run).try_lock().is_ok()
+            {
+                pending.insert(run.clone());
+            }
+        }
         let mut driven = 0;
         for run in self.store.open_runs().await? {
-            let due = run.status == RunStatus::Running || run.wake_at.is_some_and(|t| now >= t);
+            let due = run.status == RunStatus::Running
+                || run.wake_at.is_some_and(|t| now >= t)
+                || pending.contains(&run.id);
             if due {
                 self.drive(&run.id, now).await?;
                 driven += 1;

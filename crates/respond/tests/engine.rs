@@ -619,6 +619,44 @@ async fn a_restart_while_waiting_for_approval_resumes_and_sends_once() {
     assert_eq!(edr.isolations(), 1);
 }
 
+/// The approval's answer drives the send; the process stops before the result. The run
+/// waits with its wake time at the approval's deadline (hours away), yet the next tick
+/// finds the action `sending` with nobody at it and resumes the run at once.
+#[tokio::test]
+async fn a_crash_after_approval_between_send_and_result_resumes_at_the_next_tick() {
+    let edr = Edr::default();
+    let base = start_edr(edr.clone()).await;
+    let store =
+        MemoryRunStore::new().failing_when(|a| matches!(a.state, ActionState::Succeeded { .. }));
+    let e = engine_with(
+        store,
+        connector(&base, true, "approve"),
+        Policy::default(),
+        ISOLATE,
+    )
+    .await;
+    e.on_event(&event(TriggerKind::CaseCreated, "high", 1, None), t(0))
+        .await
+        .unwrap();
+    let a = only_action(&e).await;
+    assert!(e.answer(&a.id, "bob", true, None, t(1)).await.is_err());
+    assert_eq!(edr.isolations(), 1);
+    let durable = e.store().restart();
+    drop(e);
+    let e = engine_with(
+        durable,
+        connector(&base, true, "approve"),
+        Policy::default(),
+        ISOLATE,
+    )
+    .await;
+    e.tick(t(2)).await.unwrap();
+    let a = only_action(&e).await;
+    assert!(matches!(a.state, ActionState::Succeeded { .. }), "{a:?}");
+    assert_eq!(edr.seen().len(), 2, "sent again, with the same key");
+    assert_eq!(edr.isolations(), 1, "exactly one isolation at the EDR");
+}
+
 #[tokio::test]
 async fn an_unanswered_approval_times_out_to_deny() {
     let edr = Edr::default();

@@ -6,6 +6,8 @@
 //!
 //! - `bench replay`: writes N records as NDJSON, then replays them (decode + store) and
 //!   reports the rate and the peak RSS.
+//! - `bench respond`: alert arrival → action request of an `auto` step on SQLite
+//!   (see `bench_respond`).
 //! - `bench http`: starts `riposte serve` as a separate process on 127.0.0.1, sends batches
 //!   over keep-alive connections, and reports the rate, latency percentiles and the
 //!   server's peak RSS.
@@ -82,6 +84,19 @@ pub enum BenchCommand {
         #[arg(long)]
         scan_only: bool,
     },
+    /// Alert arrival → action request of an `auto` step, in process on SQLite (p50/p99).
+    Respond {
+        #[arg(long, default_value_t = 10_000)]
+        alerts: usize,
+        /// Alerts per second (open loop).
+        #[arg(long, default_value_t = 1_000)]
+        rate: u64,
+        /// `normal` (survives a crash of riposte, not of the machine) instead of `full`.
+        #[arg(long)]
+        normal: bool,
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
     /// Send N generated records to a separate `riposte serve` process over HTTP.
     Http {
         #[arg(long, default_value_t = 200_000)]
@@ -114,6 +129,19 @@ pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
             work_dir,
         } => bench_replay(count, &corpus, work_dir).await?,
         BenchCommand::Decode { copies, corpus } => bench_decode(copies, &corpus)?,
+        BenchCommand::Respond {
+            alerts,
+            rate,
+            normal,
+            work_dir,
+        } => {
+            let durability = if normal {
+                Durability::Normal
+            } else {
+                Durability::Full
+            };
+            crate::bench_respond::bench_respond(alerts, rate, durability, work_dir).await?
+        }
         BenchCommand::Cases {
             alerts,
             cases,
@@ -332,7 +360,7 @@ fn bench_decode(copies: u64, corpus: &Path) -> Result<()> {
     Ok(())
 }
 
-fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, bool)> {
+pub(crate) fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, bool)> {
     match given {
         Some(d) => {
             std::fs::create_dir_all(&d)?;

@@ -12,6 +12,11 @@
 //! detection:                             # Sigma rules over every decoded event
 //!   rules: [./sigma/rules, ./my-rules]
 //!   logsources: ./logsources.yaml        # extra logsource mapping (optional)
+//! respond:                               # the response engine (absent: none)
+//!   playbooks: ./playbooks               # *.yaml, one playbook each
+//!   connectors: ./connectors             # *.yaml, one connector each
+//!   policy: ./policy.yaml                # optional; default policy without it
+//!   secret_key_file: /etc/riposte/secret.key   # RIPOSTE_SECRET_KEY wins when set
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -48,6 +53,9 @@ pub struct Config {
     pub scoring: riposte_score::ScoringConfig,
     #[serde(default)]
     pub detection: Option<DetectionConfig>,
+    /// The response engine: playbooks, connectors, policy, secrets.
+    #[serde(default)]
+    pub respond: Option<RespondConfig>,
     #[serde(skip)]
     base: PathBuf,
 }
@@ -63,6 +71,24 @@ pub struct DetectionConfig {
     pub logsources: Option<PathBuf>,
 }
 
+/// `respond:` in the configuration file. Relative paths are from the configuration file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondConfig {
+    /// A folder of playbooks (`*.yaml`, `*.yml`).
+    #[serde(default)]
+    pub playbooks: Option<PathBuf>,
+    /// A folder of connector definitions (`*.yaml`, `*.yml`).
+    #[serde(default)]
+    pub connectors: Option<PathBuf>,
+    /// The policy file; the default policy without one.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+    /// The key that opens `<data dir>/secrets.json`; `RIPOSTE_SECRET_KEY` wins when set.
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
+}
+
 impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config> {
         let Some(path) = path else {
@@ -74,6 +100,11 @@ impl Config {
             yaml_serde::from_str(&text).with_context(|| format!("{}", path.display()))?;
         c.base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(c)
+    }
+
+    /// A path from the configuration, relative to the configuration file.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        self.base.join(p)
     }
 
     pub fn canonicaliser(&self) -> Canonicaliser {
@@ -142,13 +173,7 @@ impl Config {
             return Ok(set);
         };
         let dir = self.base.join(dir);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .with_context(|| format!("mappings folder {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        files.sort();
-        for f in files {
+        for f in yaml_files(&dir, "mappings folder")? {
             let name = f
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -157,6 +182,17 @@ impl Config {
         }
         Ok(set)
     }
+}
+
+/// The `*.yaml` and `*.yml` files of a folder, sorted.
+pub fn yaml_files(dir: &Path, what: &str) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{what} {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 fn load_mapping(path: &Path) -> Result<Arc<dyn Decoder>> {

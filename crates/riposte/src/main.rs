@@ -1,11 +1,14 @@
 //! The `riposte` binary: wires the crates together behind one command line.
 //! It owns configuration, start-up and output for people; the work happens in the crates.
 
+mod actions_cmd;
 mod bench;
 mod bench_cases;
 mod bench_detect;
+mod bench_respond;
 mod config;
 mod playbook_cmd;
+mod respond_setup;
 mod rules;
 mod secret_cmd;
 
@@ -131,6 +134,11 @@ enum Command {
         #[command(subcommand)]
         command: playbook_cmd::PlaybookCommand,
     },
+    /// List, approve, reject and undo response actions on a running server.
+    Actions {
+        #[command(subcommand)]
+        command: actions_cmd::ActionsCommand,
+    },
     /// Manage the sealed secrets connectors use (values read from stdin, never shown).
     Secret {
         #[command(subcommand)]
@@ -242,6 +250,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     riposte_decode::NAMES.join(", ")
                 );
             }
+            // Refused before anything starts: a bad playbook leaves nothing behind.
+            let respond = respond_setup::load_configured(&config, &data.data_dir)?;
             let mut store = open_store(&data.data_dir, Durability::Full).await?;
             store.checkpoint_in_background().await?;
             let store = Arc::new(store);
@@ -269,6 +279,10 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 .map_err(|e| anyhow::anyhow!("cases: {e}"))?;
                 state.cases = Some(live);
                 case_task = Some(task);
+            }
+            if let Some(loaded) = respond {
+                state.respond =
+                    Some(respond_setup::start(loaded, store.clone(), state.cases.as_ref()).await?);
             }
             if let Some(path) = &config_path {
                 state.reload = Some(Arc::new(config::Reloader {
@@ -414,6 +428,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
         Command::Audit { command } => audit(command).await,
         Command::Playbook { command } => playbook_cmd::run(command),
         Command::Secret { command } => secret_cmd::run(command),
+        Command::Actions { command } => actions_cmd::run(command).await,
         Command::Bench { command } => bench::run(command).await,
     }
 }

@@ -36,6 +36,13 @@ pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
             "/cases/{id}",
             get(crate::cases::get_one::<S>).patch(crate::cases::patch::<S>),
         )
+        .route("/actions", get(crate::respond::list::<S>))
+        .route("/actions/{id}", get(crate::respond::get_action::<S>))
+        .route("/actions/{id}/approve", post(crate::respond::approve::<S>))
+        .route("/actions/{id}/reject", post(crate::respond::reject::<S>))
+        .route("/actions/{id}/undo", post(crate::respond::undo::<S>))
+        .route("/actions/{id}/confirm", post(crate::respond::confirm::<S>))
+        .route("/runs/{id}", get(crate::respond::get_run::<S>))
         .route("/admin/reload", post(reload::<S>))
         .route("/stats", get(stats::<S>))
         .route("/audit", get(audit::<S>))

@@ -1,5 +1,5 @@
-//! riposte's online face: the HTTP API under `/api/v1` (bearer tokens, roles) and the syslog
-//! listeners. Handlers parse requests, call the ingest pipeline and the store, and shape
+//! riposte's online face: the HTTP API under `/api/v1` (bearer tokens, roles), the syslog
+//! listeners, and the feeds of the response engine (case changes, new alerts, ticks). Handlers parse requests, call the ingest pipeline and the store, and shape
 //! answers; they hold no business logic of their own.
 //!
 //! Invariant: an ingest request is answered only after its records, dead letters and audit
@@ -9,6 +9,7 @@ pub mod auth;
 mod cases;
 mod http;
 pub mod live;
+pub mod respond;
 pub mod syslog;
 
 use std::net::SocketAddr;
@@ -55,6 +56,8 @@ pub struct AppState<S: Store> {
     pub cases: Option<live::LiveCases>,
     /// Reloads decoys and enrichment (`POST /api/v1/admin/reload`, SIGHUP).
     pub reload: Option<Arc<dyn Reload>>,
+    /// The response engine; `None` when the configuration has no `respond:`.
+    pub respond: Option<Arc<dyn respond::Responder>>,
 }
 
 /// Reloads the reloadable configuration: all or nothing per part, the parts that fail keep
@@ -79,11 +82,16 @@ impl<S: Store> AppState<S> {
             syslog: Arc::new(SyslogStats::default()),
             cases: None,
             reload: None,
+            respond: None,
         }
     }
 
     /// Hands the alerts a commit stored now to live case formation.
+    /// Starts `alert.received` playbooks for them too (off the request path).
     pub async fn place_alerts(&self, alerts: Vec<riposte_domain::Alert>, new_ids: &[String]) {
+        if let Some(r) = &self.respond {
+            respond::alerts_received(r.clone(), &alerts, new_ids);
+        }
         if let Some(c) = &self.cases {
             c.place(live::stored_now(alerts, new_ids)).await;
         }

@@ -6,8 +6,13 @@
 //! crash and a failed write leaves nothing half-written. It also owns the audit chain's head,
 //! so that audit records are appended by exactly one writer.
 //!
+//! It also keeps the response stage's runs and actions: [`SqliteStore`] implements
+//! [`riposte_respond::RunStore`] (module `runs`), each write with its audit record in one
+//! transaction.
+//!
 //! It does not decode, judge or correlate anything: it stores what the pipeline hands it.
 
+mod runs;
 mod sqlite;
 
 use std::future::Future;

@@ -48,16 +48,42 @@ const PAGE_SIZE: u32 = 32 * 1024;
 /// The writing connection. The audit head is read inside each write transaction (begun
 /// IMMEDIATE, so it holds SQLite's write lock), because `riposte token …` and other commands
 /// may append to the same chain from another process while the server runs.
-struct Writer {
-    conn: SqliteConnection,
+pub(crate) struct Writer {
+    pub(crate) conn: SqliteConnection,
 }
 
 pub struct SqliteStore {
-    writer: Mutex<Writer>,
-    readers: SqlitePool,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) readers: SqlitePool,
     path: PathBuf,
     checkpointer: Option<tokio::task::JoinHandle<()>>,
     base: SqliteConnectOptions,
+}
+
+/// A case's analyst-set columns, tags and notes, as the case stage's upsert keeps them.
+type KeptRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Puts a case's tags and notes (JSON arrays from their columns) into its document.
+pub(crate) fn merge_annotations(
+    doc: &mut serde_json::Value,
+    tags: Option<&str>,
+    notes: Option<&str>,
+) {
+    let Some(o) = doc.as_object_mut() else {
+        return;
+    };
+    for (key, text) in [("tags", tags), ("notes", notes)] {
+        let v = text
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .unwrap_or_else(|| json!([]));
+        o.insert(key.into(), v);
+    }
 }
 
 /// A case's analyst-set columns and its document.
@@ -83,7 +109,7 @@ async fn checkpoint_loop(mut conn: SqliteConnection) {
     }
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::now()
 }
 
@@ -171,7 +197,7 @@ impl SqliteStore {
 }
 
 /// The chain's head as stored, read inside the write transaction.
-async fn read_head(conn: &mut SqliteConnection) -> Result<(u64, [u8; 32]), StoreError> {
+pub(crate) async fn read_head(conn: &mut SqliteConnection) -> Result<(u64, [u8; 32]), StoreError> {
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE one = 1")
         .fetch_optional(&mut *conn)
         .await?;
@@ -188,10 +214,10 @@ async fn read_head(conn: &mut SqliteConnection) -> Result<(u64, [u8; 32]), Store
     }
 }
 
-const BEGIN: &str = "BEGIN IMMEDIATE";
+pub(crate) const BEGIN: &str = "BEGIN IMMEDIATE";
 
 /// Seals and inserts one audit record inside `tx`; returns the new head.
-async fn append_audit(
+pub(crate) async fn append_audit(
     conn: &mut SqliteConnection,
     head: (u64, [u8; 32]),
     actor: &str,
@@ -325,13 +351,22 @@ fn push_params(sql: &mut String, n: usize, one: &str) {
     }
 }
 
-/// A case document with the analyst's fields (status, assignee, verdict) as stored,
+/// A case document with the analyst's fields (status, assignee, verdict) and the tags and
+/// notes playbooks added, as stored,
 /// serialised without copying the document.
 struct WithAnalyst<'a> {
     doc: &'a serde_json::Value,
     status: &'a str,
     assignee: Option<&'a str>,
     verdict: Option<&'a str>,
+    tags: serde_json::Value,
+    notes: serde_json::Value,
+}
+
+/// A tags or notes column (a JSON array) as a value; `[]` when empty or unreadable.
+fn annotation(text: Option<&str>) -> serde_json::Value {
+    text.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .unwrap_or_else(|| json!([]))
 }
 
 impl serde::Serialize for WithAnalyst<'_> {
@@ -340,13 +375,18 @@ impl serde::Serialize for WithAnalyst<'_> {
         let fields = self.doc.as_object();
         let mut m = s.serialize_map(None)?;
         for (k, v) in fields.into_iter().flatten() {
-            if !matches!(k.as_str(), "status" | "assignee" | "verdict") {
+            if !matches!(
+                k.as_str(),
+                "status" | "assignee" | "verdict" | "tags" | "notes"
+            ) {
                 m.serialize_entry(k, v)?;
             }
         }
         m.serialize_entry("status", self.status)?;
         m.serialize_entry("assignee", &self.assignee)?;
         m.serialize_entry("verdict", &self.verdict)?;
+        m.serialize_entry("tags", &self.tags)?;
+        m.serialize_entry("notes", &self.notes)?;
         m.end()
     }
 }
@@ -547,42 +587,58 @@ impl Store for SqliteStore {
         // few statements per case.
         for chunk in cases.chunks(CASE_CHUNK) {
             // What an analyst set is kept: the case stage does not know it.
-            let mut sql =
-                String::from("SELECT id, status, assignee, verdict FROM cases WHERE id IN (");
+            let mut sql = String::from(
+                "SELECT id, status, assignee, verdict, tags, notes FROM cases WHERE id IN (",
+            );
             push_params(&mut sql, chunk.len(), "?");
             sql.push(')');
-            let mut q = sqlx::query_as::<_, (String, String, Option<String>, Option<String>)>(
-                AssertSqlSafe(sql),
-            );
+            let mut q = sqlx::query_as::<
+                _,
+                (
+                    String,
+                    String,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                    Option<String>,
+                ),
+            >(AssertSqlSafe(sql));
             for c in chunk {
                 q = q.bind(c.id.as_str());
             }
-            let kept: HashMap<String, (String, Option<String>, Option<String>)> = q
+            let kept: HashMap<String, KeptRow> = q
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
-                .map(|(id, s, a, v)| (id, (s, a, v)))
+                .map(|(id, s, a, v, t, n)| (id, (s, a, v, t, n)))
                 .collect();
             let mut rows = Vec::with_capacity(chunk.len());
             for c in chunk {
                 let (status, assignee, verdict) = match kept.get(&c.id) {
                     // A case the stage retired and formed again (a late alert re-formed the
                     // window) is open again; what an analyst set stays.
-                    Some((status, assignee, verdict))
+                    Some((status, assignee, verdict, _, _))
                         if status == "merged" || status == "withdrawn" =>
                     {
                         (c.status.clone(), assignee.clone(), verdict.clone())
                     }
-                    Some((status, assignee, verdict)) => {
+                    Some((status, assignee, verdict, _, _)) => {
                         (status.clone(), assignee.clone(), verdict.clone())
                     }
                     None => (c.status.clone(), None, None),
                 };
+                // Tags and notes live in their own columns (playbooks add them); the stage's
+                // document does not carry them, so they are merged in on every write.
+                let (tags, notes) = kept
+                    .get(&c.id)
+                    .map_or((None, None), |k| (k.3.as_deref(), k.4.as_deref()));
                 let doc = serde_json::to_vec(&WithAnalyst {
                     doc: &c.doc,
                     status: &status,
                     assignee: assignee.as_deref(),
                     verdict: verdict.as_deref(),
+                    tags: annotation(tags),
+                    notes: annotation(notes),
                 })
                 .map_err(|e| StoreError::Corrupt(format!("case {}: {e}", c.id)))?;
                 rows.push((status, assignee, verdict, compress_doc(&doc)));

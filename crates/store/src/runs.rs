@@ -1,0 +1,469 @@
+//! The response stage's durable state on SQLite: [`RunStore`] for [`SqliteStore`].
+//!
+//! Runs, actions and playbook versions are JSON documents (LZ4) with the columns ticks and
+//! inboxes filter on. Every write that carries an [`AuditEntry`] appends it to the audit
+//! chain in the same transaction, and updates are compare-and-set on `version` inside
+//! `BEGIN IMMEDIATE`: the stored version must be one less than the written one, so an
+//! approval racing a tick (or a second process) is applied once.
+//!
+//! Case changes a playbook makes go through the same columns and document fields as an
+//! analyst's (`status`, `assignee`, `verdict`); tags and notes have their own columns, which
+//! the case stage's rewrites keep (see `merge_annotations`).
+
+use riposte_domain::Timestamp;
+use riposte_respond::run::{AuditEntry, Change};
+use riposte_respond::{ActionRecord, CaseChange, Playbook, RespondError, Run, RunStore};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection, Row};
+
+use crate::sqlite::{BEGIN, append_audit, merge_annotations, now, read_head};
+use crate::{SqliteStore, StoreError, compress_doc, decompress_doc};
+
+fn err(e: impl Into<StoreError>) -> RespondError {
+    RespondError::Store(e.into().to_string())
+}
+
+fn pack<T: Serialize>(what: &str, id: &str, v: &T) -> Result<Vec<u8>, RespondError> {
+    let bytes = serde_json::to_vec(v)
+        .map_err(|e| RespondError::Store(format!("{what} {id}: cannot serialise: {e}")))?;
+    Ok(compress_doc(&bytes))
+}
+
+fn unpack<T: DeserializeOwned>(what: &str, doc: &[u8]) -> Result<T, RespondError> {
+    let text = decompress_doc(doc).map_err(err)?;
+    serde_json::from_str(&text)
+        .map_err(|e| RespondError::Store(format!("a stored {what} does not read back: {e}")))
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+/// The `status` column's word for a run (its serde name).
+fn run_status(run: &Run) -> String {
+    serde_json::to_value(run.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+async fn audit_in(conn: &mut SqliteConnection, a: AuditEntry) -> Result<(), RespondError> {
+    let head = read_head(conn).await.map_err(err)?;
+    append_audit(conn, head, &a.actor, &a.action, a.detail)
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
+async fn docs<T: DeserializeOwned>(
+    store: &SqliteStore,
+    what: &str,
+    sql: &'static str,
+    bind: Option<&str>,
+) -> Result<Vec<T>, RespondError> {
+    let mut q = sqlx::query(sql);
+    if let Some(b) = bind {
+        q = q.bind(b.to_string());
+    }
+    let rows = q.fetch_all(&store.readers).await.map_err(err)?;
+    rows.iter()
+        .map(|r| {
+            let doc: Vec<u8> = r.try_get(0).map_err(err)?;
+            unpack(what, &doc)
+        })
+        .collect()
+}
+
+impl SqliteStore {
+    /// Runs a write transaction: `f` returns whether to commit (`false` rolls back).
+    async fn write_tx<F>(&self, f: F) -> Result<bool, RespondError>
+    where
+        F: for<'c> FnOnce(
+            &'c mut SqliteConnection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<bool, RespondError>> + Send + 'c>,
+        >,
+    {
+        let mut w = self.writer.lock().await;
+        let mut tx = w.conn.begin_with(BEGIN).await.map_err(err)?;
+        let keep = f(&mut tx).await?;
+        if keep {
+            tx.commit().await.map_err(err)?;
+        } else {
+            tx.rollback().await.map_err(err)?;
+        }
+        Ok(keep)
+    }
+}
+
+impl RunStore for SqliteStore {
+    async fn put_playbook(&self, playbook: &Playbook) -> Result<(), RespondError> {
+        let doc = pack("playbook", &playbook.id, playbook)?;
+        let mut w = self.writer.lock().await;
+        sqlx::query(
+            "INSERT OR IGNORE INTO playbook_versions (hash, id, version, created_ms, doc) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(playbook.hash.as_str())
+        .bind(playbook.id.as_str())
+        .bind(playbook.version.as_str())
+        .bind(ms(now()))
+        .bind(doc)
+        .execute(&mut w.conn)
+        .await
+        .map_err(err)?;
+        Ok(())
+    }
+
+    async fn playbook(&self, hash: &str) -> Result<Option<Playbook>, RespondError> {
+        let doc: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT doc FROM playbook_versions WHERE hash = ?")
+                .bind(hash.to_string())
+                .fetch_optional(&self.readers)
+                .await
+                .map_err(err)?;
+        doc.map(|d| unpack("playbook", &d)).transpose()
+    }
+
+    async fn insert_run(&self, run: &Run, audit: AuditEntry) -> Result<bool, RespondError> {
+        let doc = pack("run", &run.id, run)?;
+        let status = run_status(run);
+        let run = run.clone();
+        self.write_tx(move |c| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "INSERT OR IGNORE INTO runs (id, playbook_id, playbook_hash, case_id, status, \
+                     wake_ms, version, created_ms, updated_ms, doc) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                )
+                .bind(run.id.as_str())
+                .bind(run.playbook_id.as_str())
+                .bind(run.playbook_hash.as_str())
+                .bind(run.case_id.as_deref())
+                .bind(status)
+                .bind(run.wake_at.map(ms))
+                .bind(run.version as i64)
+                .bind(ms(run.created_at))
+                .bind(ms(run.updated_at))
+                .bind(doc)
+                .execute(&mut *c)
+                .await
+                .map_err(err)?
+                .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                audit_in(c, audit).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn update_run(&self, run: &Run, audit: Option<AuditEntry>) -> Result<bool, RespondError> {
+        let doc = pack("run", &run.id, run)?;
+        let status = run_status(run);
+        let run = run.clone();
+        self.write_tx(move |c| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE runs SET status = ?, case_id = ?, wake_ms = ?, version = ?, \
+                     updated_ms = ?, doc = ? WHERE id = ? AND version = ?",
+                )
+                .bind(status)
+                .bind(run.case_id.as_deref())
+                .bind(run.wake_at.map(ms))
+                .bind(run.version as i64)
+                .bind(ms(run.updated_at))
+                .bind(doc)
+                .bind(run.id.as_str())
+                .bind(run.version as i64 - 1)
+                .execute(&mut *c)
+                .await
+                .map_err(err)?
+                .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                if let Some(a) = audit {
+                    audit_in(c, a).await?;
+                }
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn run(&self, id: &str) -> Result<Option<Run>, RespondError> {
+        let doc: Option<Vec<u8>> = sqlx::query_scalar("SELECT doc FROM runs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(err)?;
+        doc.map(|d| unpack("run", &d)).transpose()
+    }
+
+    async fn open_runs(&self) -> Result<Vec<Run>, RespondError> {
+        docs(
+            self,
+            "run",
+            "SELECT doc FROM runs WHERE status IN ('running', 'waiting') ORDER BY created_ms, id",
+            None,
+        )
+        .await
+    }
+
+    async fn open_runs_for_case(&self, case_id: &str) -> Result<Vec<Run>, RespondError> {
+        docs(
+            self,
+            "run",
+            "SELECT doc FROM runs WHERE case_id = ? AND status IN ('running', 'waiting') \
+             ORDER BY created_ms, id",
+            Some(case_id),
+        )
+        .await
+    }
+
+    async fn insert_action(
+        &self,
+        action: &ActionRecord,
+        audit: AuditEntry,
+    ) -> Result<bool, RespondError> {
+        let doc = pack("action", &action.id, action)?;
+        let a = action.clone();
+        self.write_tx(move |c| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "INSERT OR IGNORE INTO actions (id, run_id, case_id, connector, operation, \
+                     class, state, open, expires_ms, version, created_ms, updated_ms, doc) \
+                     VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                )
+                .bind(a.id.as_str())
+                .bind(a.run_id.as_deref())
+                .bind(a.case_id.as_deref())
+                .bind(a.connector.as_str())
+                .bind(a.operation.as_str())
+                .bind(a.class.as_str())
+                .bind(a.state.name())
+                .bind(a.is_open())
+                .bind(a.expires_at.map(ms))
+                .bind(a.version as i64)
+                .bind(ms(a.created_at))
+                .bind(ms(a.updated_at))
+                .bind(doc)
+                .execute(&mut *c)
+                .await
+                .map_err(err)?
+                .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                audit_in(c, audit).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn update_action(
+        &self,
+        action: &ActionRecord,
+        audit: AuditEntry,
+    ) -> Result<bool, RespondError> {
+        let doc = pack("action", &action.id, action)?;
+        let a = action.clone();
+        self.write_tx(move |c| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "UPDATE actions SET class = ?, state = ?, open = ?, expires_ms = ?, \
+                     version = ?, updated_ms = ?, doc = ? WHERE id = ? AND version = ?",
+                )
+                .bind(a.class.as_str())
+                .bind(a.state.name())
+                .bind(a.is_open())
+                .bind(a.expires_at.map(ms))
+                .bind(a.version as i64)
+                .bind(ms(a.updated_at))
+                .bind(doc)
+                .bind(a.id.as_str())
+                .bind(a.version as i64 - 1)
+                .execute(&mut *c)
+                .await
+                .map_err(err)?
+                .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                audit_in(c, audit).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn action(&self, id: &str) -> Result<Option<ActionRecord>, RespondError> {
+        let doc: Option<Vec<u8>> = sqlx::query_scalar("SELECT doc FROM actions WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(err)?;
+        doc.map(|d| unpack("action", &d)).transpose()
+    }
+
+    async fn actions_of_run(&self, run_id: &str) -> Result<Vec<ActionRecord>, RespondError> {
+        docs(
+            self,
+            "action",
+            "SELECT doc FROM actions WHERE run_id = ? ORDER BY created_ms, rowid",
+            Some(run_id),
+        )
+        .await
+    }
+
+    async fn open_actions(&self) -> Result<Vec<ActionRecord>, RespondError> {
+        docs(
+            self,
+            "action",
+            "SELECT doc FROM actions WHERE open = 1 ORDER BY created_ms, rowid",
+            None,
+        )
+        .await
+    }
+
+    async fn record(&self, audit: AuditEntry) -> Result<(), RespondError> {
+        self.write_tx(move |c| {
+            Box::pin(async move {
+                audit_in(c, audit).await?;
+                Ok(true)
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn apply_case_change(
+        &self,
+        change: &CaseChange,
+        audit: AuditEntry,
+    ) -> Result<bool, RespondError> {
+        let change = change.clone();
+        self.write_tx(move |c| {
+            Box::pin(async move {
+                let n = sqlx::query(
+                    "INSERT OR IGNORE INTO case_changes_applied (key, case_id, applied_ms) \
+                     VALUES (?, ?, ?)",
+                )
+                .bind(change.key.as_str())
+                .bind(change.case_id.as_str())
+                .bind(ms(now()))
+                .execute(&mut *c)
+                .await
+                .map_err(err)?
+                .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                let found = change_case(c, &change).await?;
+                let mut audit = audit;
+                if !found && let Some(o) = audit.detail.as_object_mut() {
+                    o.insert("case_missing".into(), json!(true));
+                }
+                audit_in(c, audit).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+}
+
+type ChangeRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Vec<u8>,
+);
+
+/// Applies one change to the case row and its document; `false` when there is no such case.
+async fn change_case(c: &mut SqliteConnection, change: &CaseChange) -> Result<bool, RespondError> {
+    let id = change.case_id.as_str();
+    let row: Option<ChangeRow> = sqlx::query_as(
+        "SELECT status, assignee, verdict, tags, notes, doc FROM cases WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(err)?;
+    let Some((status, assignee, verdict, tags, notes, doc)) = row else {
+        return Ok(false);
+    };
+    let mut doc: Value = unpack("case", &doc)?;
+    let (mut status, mut assignee, mut verdict) = (status, assignee, verdict);
+    let mut tags: Vec<String> = tags
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    let mut notes: Vec<Value> = notes
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    match &change.change {
+        Change::Set { fields } => {
+            for (k, v) in fields {
+                match k.as_str() {
+                    "status" => status = v.clone(),
+                    "assignee" => assignee = Some(v.clone()),
+                    "verdict" => verdict = Some(v.clone()),
+                    // The playbook loader allows only these three.
+                    other => {
+                        return Err(RespondError::Store(format!(
+                            "case {id}: a playbook cannot set `{other}`"
+                        )));
+                    }
+                }
+            }
+        }
+        Change::Assign { to } => assignee = Some(to.clone()),
+        Change::Tag { tags: new } => {
+            for t in new {
+                if !tags.contains(t) {
+                    tags.push(t.clone());
+                }
+            }
+        }
+        Change::Note { text } => notes.push(json!({
+            "text": text,
+            "by": format!("run:{}", change.run_id),
+            "step": change.step_id,
+            "at": now(),
+        })),
+    }
+    let tags_text = serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into());
+    let notes_text = serde_json::to_string(&notes).unwrap_or_else(|_| "[]".into());
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("status".into(), json!(status));
+        o.insert("assignee".into(), json!(assignee));
+        o.insert("verdict".into(), json!(verdict));
+    }
+    merge_annotations(&mut doc, Some(&tags_text), Some(&notes_text));
+    let packed = compress_doc(&serde_json::to_vec(&doc).unwrap_or_default());
+    sqlx::query(
+        "UPDATE cases SET status = ?, assignee = ?, verdict = ?, tags = ?, notes = ?, \
+         updated_ms = ?, doc = ? WHERE id = ?",
+    )
+    .bind(status)
+    .bind(assignee)
+    .bind(verdict)
+    .bind(tags_text)
+    .bind(notes_text)
+    .bind(ms(now()))
+    .bind(packed)
+    .bind(id)
+    .execute(&mut *c)
+    .await
+    .map_err(err)?;
+    Ok(true)
+}
