@@ -94,6 +94,9 @@ pub enum BenchCommand {
         /// `normal` (survives a crash of riposte, not of the machine) instead of `full`.
         #[arg(long)]
         normal: bool,
+        /// The in-memory run store instead of SQLite: the engine's own cost.
+        #[arg(long, conflicts_with = "normal")]
+        memory: bool,
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
@@ -133,14 +136,16 @@ pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
             alerts,
             rate,
             normal,
+            memory,
             work_dir,
         } => {
-            let durability = if normal {
-                Durability::Normal
-            } else {
-                Durability::Full
+            use crate::bench_respond::Backend;
+            let backend = match (memory, normal) {
+                (true, _) => Backend::Memory,
+                (false, true) => Backend::Sqlite(Durability::Normal),
+                (false, false) => Backend::Sqlite(Durability::Full),
             };
-            crate::bench_respond::bench_respond(alerts, rate, durability, work_dir).await?
+            crate::bench_respond::bench_respond(alerts, rate, backend, work_dir).await?
         }
         BenchCommand::Cases {
             alerts,

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use riposte_respond::connector::{CallFuture, CallOutcome, CallRequest, Connector, OperationSpec};
 use riposte_respond::{
-    Class, Connectors, Engine, Policy, Templates, TriggerEvent, TriggerKind, playbook,
+    Class, Connectors, Engine, MemoryRunStore, Policy, RunStore, Templates, TriggerEvent,
+    TriggerKind, playbook,
 };
 use riposte_store::{Durability, SqliteStore};
 use serde_json::json;
@@ -93,18 +94,61 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The store the engine runs on.
+pub enum Backend {
+    /// SQLite as the server runs it, with this durability.
+    Sqlite(Durability),
+    /// The in-memory store: the engine's own cost, no writes.
+    Memory,
+}
+
 pub async fn bench_respond(
     n: usize,
     rate: u64,
-    durability: Durability,
+    backend: Backend,
     work_dir: Option<PathBuf>,
 ) -> Result<()> {
-    let (dir, temp) = crate::bench::work_dir(work_dir)?;
-    let mut store = SqliteStore::open(&dir.join("data"), durability)
-        .await
-        .with_context(|| format!("opening the store in {}", dir.display()))?;
-    store.checkpoint_in_background().await?;
-    let store = Arc::new(store);
+    let (lat, wall, what) = match backend {
+        Backend::Memory => {
+            let (lat, wall) = drive(Arc::new(MemoryRunStore::new()), n, rate).await?;
+            (lat, wall, "in memory".to_string())
+        }
+        Backend::Sqlite(durability) => {
+            let (dir, temp) = crate::bench::work_dir(work_dir)?;
+            let mut store = SqliteStore::open(&dir.join("data"), durability)
+                .await
+                .with_context(|| format!("opening the store in {}", dir.display()))?;
+            store.checkpoint_in_background().await?;
+            let store = Arc::new(store);
+            let (lat, wall) = drive(store.clone(), n, rate).await?;
+            if let Some(s) = Arc::into_inner(store) {
+                s.close().await;
+            }
+            if temp {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            (lat, wall, format!("on SQLite ({durability:?})"))
+        }
+    };
+    println!(
+        "{n} alerts at {rate}/s in {:.2} s {what}: alert → auto action request p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
+        wall.as_secs_f64(),
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.90),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or_default(),
+    );
+    println!("machine: {}", crate::bench::machine());
+    Ok(())
+}
+
+/// Offers `n` alerts at `rate` to an engine on `store`; the sorted latencies and the wall
+/// time.
+async fn drive<S: RunStore + 'static>(
+    store: Arc<S>,
+    n: usize,
+    rate: u64,
+) -> Result<(Vec<Duration>, Duration)> {
     let called: Arc<Vec<Mutex<Option<Instant>>>> =
         Arc::new((0..n).map(|_| Mutex::new(None)).collect());
     let mut cs = Connectors::new();
@@ -121,7 +165,7 @@ pub async fn bench_respond(
     let templates = Arc::new(Templates::default());
     let pb = playbook::load("enrich-on-alert.yaml", PLAYBOOK, &templates, Some(&cs))
         .map_err(|e| anyhow!("{e}"))?;
-    let engine = Arc::new(Engine::new(store.clone(), Policy::default(), cs, templates));
+    let engine = Arc::new(Engine::new(store, Policy::default(), cs, templates));
     engine.activate(pb).await?;
 
     let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
@@ -160,21 +204,5 @@ pub async fn bench_respond(
         }
     }
     lat.sort();
-    println!(
-        "{n} alerts at {rate}/s in {:.2} s on SQLite ({durability:?}): alert → auto action request p50 {:?}, p90 {:?}, p99 {:?}, max {:?}",
-        wall.as_secs_f64(),
-        percentile(&lat, 0.50),
-        percentile(&lat, 0.90),
-        percentile(&lat, 0.99),
-        lat.last().copied().unwrap_or_default(),
-    );
-    println!("machine: {}", crate::bench::machine());
-    drop(engine);
-    if let Some(s) = Arc::into_inner(store) {
-        s.close().await;
-    }
-    if temp {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    Ok(())
+    Ok((lat, wall))
 }
