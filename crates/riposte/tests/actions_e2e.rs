@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, Uri};
 use common::story::{config, one_am_story};
-use common::{Server, bin, run};
+use common::{Server, bin, ndjson, run, wait};
 use serde_json::{Value, json};
 
 const EDR_SECRET: &str = "s3cret-edr-token-value";
@@ -123,29 +123,6 @@ impl Edr {
         let done = self.done.lock().unwrap();
         keys.iter().filter(|k| done.contains_key(*k)).count()
     }
-}
-
-/// Polls until `f` gives `Some`; fails after 60 s naming what it waited for.
-fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "waited 60 s for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn ndjson(records: &[Value]) -> Vec<u8> {
-    records
-        .iter()
-        .map(|r| r.to_string() + "\n")
-        .collect::<String>()
-        .into_bytes()
 }
 
 const CONTAIN: &str = r#"id: contain-host

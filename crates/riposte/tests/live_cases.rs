@@ -3,36 +3,18 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::story::{config, falcon, one_am_story, replay_cases};
-use common::{Server, run};
+use common::{Server, ndjson, run, wait};
 use serde_json::{Value, json};
 
 /// Polls `GET path` until `done` holds for the answer (the case task writes shortly after
-/// the ingest answer); fails after 30 s with the last answer.
+/// the ingest answer); fails after 60 s with the path.
 fn wait_for(srv: &Server, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
+    wait(path, || {
         let (code, v) = srv.get(path, Some(&srv.token));
         assert_eq!(code, 200, "{v}");
-        if done(&v) {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "waited 30 s for {path}; last answer: {v:#}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn ndjson(records: &[Value]) -> Vec<u8> {
-    records
-        .iter()
-        .map(|r| r.to_string() + "\n")
-        .collect::<String>()
-        .into_bytes()
+        done(&v).then_some(v)
+    })
 }
 
 fn alert_ids(c: &Value) -> Vec<String> {

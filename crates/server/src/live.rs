@@ -530,6 +530,21 @@ mod tests {
         .unwrap()
     }
 
+    /// A store in `dir` and the case task on it, with default settings.
+    async fn start(
+        dir: &std::path::Path,
+    ) -> (Arc<SqliteStore>, LiveCases, tokio::task::JoinHandle<()>) {
+        let store = Arc::new(SqliteStore::open(dir, Durability::Full).await.unwrap());
+        let settings = CaseSettings {
+            config: riposte_correlate::CaseConfig::default(),
+            enrichment: Arc::new(SharedEnrichment::new(riposte_enrich::EnrichmentSet::empty())),
+            scoring: riposte_score::ScoringConfig::default(),
+        };
+        let (live, task) =
+            LiveCases::start(store.clone(), Arc::new(Pipeline::default()), settings).unwrap();
+        (store, live, task)
+    }
+
     fn alert_at(id: &str, time: Timestamp, host: &str) -> Alert {
         let mut a = alert(id, 0, &[host], 50);
         a.time = time;
@@ -541,18 +556,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_alert_from_the_future_does_not_drag_the_window() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            SqliteStore::open(dir.path(), Durability::Full)
-                .await
-                .unwrap(),
-        );
-        let settings = CaseSettings {
-            config: riposte_correlate::CaseConfig::default(),
-            enrichment: Arc::new(SharedEnrichment::new(riposte_enrich::EnrichmentSet::empty())),
-            scoring: riposte_score::ScoringConfig::default(),
-        };
-        let (live, task) =
-            LiveCases::start(store.clone(), Arc::new(Pipeline::default()), settings).unwrap();
+        let (store, live, task) = start(dir.path()).await;
         let now = Timestamp::now();
         let future: Timestamp = "2099-01-01T00:00:00Z".parse().unwrap();
         live.place(vec![alert_at(
@@ -589,18 +593,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn changes_are_written_then_announced() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            SqliteStore::open(dir.path(), Durability::Full)
-                .await
-                .unwrap(),
-        );
-        let settings = CaseSettings {
-            config: riposte_correlate::CaseConfig::default(),
-            enrichment: Arc::new(SharedEnrichment::new(riposte_enrich::EnrichmentSet::empty())),
-            scoring: riposte_score::ScoringConfig::default(),
-        };
-        let (live, task) =
-            LiveCases::start(store.clone(), Arc::new(Pipeline::default()), settings).unwrap();
+        let (store, live, task) = start(dir.path()).await;
         let mut rx = live.subscribe();
 
         live.place(vec![alert("a1", 0, &["h1"], 20)]).await;

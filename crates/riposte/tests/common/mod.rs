@@ -177,3 +177,27 @@ pub fn try_request(
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
     ))
 }
+
+/// Polls until `f` gives `Some`; fails after 60 s naming what it waited for.
+pub fn wait<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "waited 60 s for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Records as an NDJSON body.
+pub fn ndjson(records: &[serde_json::Value]) -> Vec<u8> {
+    records
+        .iter()
+        .map(|r| r.to_string() + "\n")
+        .collect::<String>()
+        .into_bytes()
+}
