@@ -381,9 +381,14 @@ pub(crate) fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, bool)> {
 
 /// Peak resident set size of a process, from /proc (Linux).
 pub(crate) fn peak_rss_kib(pid: &str) -> Option<u64> {
+    proc_status_kib(pid, "VmHWM:")
+}
+
+/// A size field (`VmHWM:`, `VmRSS:`) of `/proc/{pid}/status`, in KiB.
+pub(crate) fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()

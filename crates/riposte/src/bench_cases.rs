@@ -239,13 +239,5 @@ fn coprime_step(n: usize) -> usize {
 
 /// This process's resident set, in KiB (0 where /proc is not there).
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    crate::bench::proc_status_kib("self", "VmRSS:").unwrap_or(0)
 }

@@ -340,17 +340,14 @@ impl<S: Store> CaseTask<S> {
         let closed_ids: Vec<String> = closing.iter().map(|c| c.id.clone()).collect();
         cases.extend(closing);
         // A transaction per WRITE_CHUNK cases, so ingest commits are not held up behind
-        // one large case write.
+        // one large case write; the retirements go with the first (or alone).
         let mut retired = Some(retired);
-        let mut chunks = cases.chunks(WRITE_CHUNK).peekable();
-        if chunks.peek().is_none() && retired.as_ref().is_some_and(|r| !r.is_empty()) {
-            // Only retirements: one write for them.
-            self.write_chunk(&[], retired.take().unwrap_or_default(), announce)
-                .await;
-        }
-        for chunk in chunks {
+        for chunk in cases.chunks(WRITE_CHUNK) {
             let r = retired.take().unwrap_or_default();
             self.write_chunk(chunk, r, announce).await;
+        }
+        if let Some(r) = retired.filter(|r| !r.is_empty()) {
+            self.write_chunk(&[], r, announce).await;
         }
         for id in closed_ids {
             self.tiers.remove(&id);
