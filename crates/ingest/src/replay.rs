@@ -537,6 +537,20 @@ fn collect_files(paths: &[PathBuf]) -> Result<Vec<(PathBuf, u64)>, ReplayError> 
     Ok(out)
 }
 
+/// The entries of a folder in name order, hidden ones (`.name`) left out: a walk over the
+/// same folder always visits the same files in the same order.
+pub fn list_dir(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|e| {
+            !e.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
 fn walk(p: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), ReplayError> {
     let io = |source| ReplayError::Io {
         path: p.display().to_string(),
@@ -544,16 +558,7 @@ fn walk(p: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<(), ReplayError> {
     };
     let meta = std::fs::metadata(p).map_err(io)?;
     if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-            .map_err(io)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|e| {
-                !e.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .collect();
-        entries.sort();
-        for e in entries {
+        for e in list_dir(p).map_err(io)? {
             walk(&e, out)?;
         }
     } else {

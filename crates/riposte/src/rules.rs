@@ -50,15 +50,8 @@ pub fn read_rule_texts(paths: &[PathBuf]) -> Result<Vec<RuleText>> {
 fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let meta = std::fs::metadata(p).with_context(|| format!("rules path {}", p.display()))?;
     if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-            .with_context(|| format!("rules folder {}", p.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|e| {
-                !e.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            })
-            .collect();
-        entries.sort();
+        let entries = riposte_ingest::replay::list_dir(p)
+            .with_context(|| format!("rules folder {}", p.display()))?;
         for e in entries {
             if e.is_dir() || e.extension().is_some_and(|x| x == "yml" || x == "yaml") {
                 walk(&e, out)?;
