@@ -78,6 +78,9 @@
 //! - Memory is what each alert leaves behind, about 800 bytes per alert in an open case
 //!   (its id, its place in the case, its links, the replay log), so an open case costs about
 //!   800 bytes times its alerts: 6.5 KB at 8 alerts, 24 KB at 30.
+//! - Inside the case stage (`riposte bench cases`, which also keeps each alert's summary for
+//!   scoring and counts allocator slack), the resident set grows by about 1,650 bytes per
+//!   alert: 16.5 KB per open case of 10 alerts (see `BENCHMARKS.md`).
 //!
 //! # Limits, and what is not done yet
 //!
