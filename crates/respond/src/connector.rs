@@ -140,6 +140,11 @@ impl From<SecretError> for ConnectorError {
 pub type CallFuture<'a> =
     Pin<Box<dyn Future<Output = Result<CallOutcome, ConnectorError>> + Send + 'a>>;
 
+/// The far side's answer to "did this call take effect?": `Some` (what the call would have
+/// left behind) when it did, `None` when it did not.
+pub type CheckFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<CallOutcome>, ConnectorError>> + Send + 'a>>;
+
 /// A product riposte can act on.
 pub trait Connector: Send + Sync {
     /// The name playbooks use: `edr` in `action: edr.isolate_host`.
@@ -150,6 +155,11 @@ pub trait Connector: Send + Sync {
     fn sends_idempotency_key(&self, operation: &str) -> bool;
     /// Makes one attempt.
     fn call<'a>(&'a self, req: &'a CallRequest) -> CallFuture<'a>;
+    /// Asks whether `req`, sent before the process stopped and never answered, took effect;
+    /// `None` when the operation offers no such check. Reads only: never acts.
+    fn check<'a>(&'a self, _req: &'a CallRequest) -> Option<CheckFuture<'a>> {
+        None
+    }
 
     fn operation(&self, name: &str) -> Option<&OperationSpec> {
         self.operations().iter().find(|o| o.name == name)

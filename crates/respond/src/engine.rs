@@ -869,6 +869,11 @@ impl<S: RunStore> Engine<S> {
             records.push(rec);
         }
 
+        let call_ctx = json!({
+            "case": run.case, "alert": run.alert,
+            "playbook": {"id": pb.id, "name": pb.name, "version": pb.version},
+            "run": {"id": run.id},
+        });
         let mut wake: Option<Timestamp> = None;
         let mut waiting = false;
         let mut failures = Vec::new();
@@ -894,18 +899,17 @@ impl<S: RunStore> Engine<S> {
                 }
                 ActionState::Sending { .. } => {
                     // Found sending: the process stopped between the send and its result.
-                    if self.safe_to_repeat(&rec) {
-                        ready.push(rec);
-                    } else {
-                        let mut rec = rec;
-                        rec.state = ActionState::Uncertain { at: now };
-                        let detail = json!({"action": rec.id, "why": "sent before a restart, result unknown; not repeated: the operation is not idempotent and carries no idempotency key"});
-                        self.write_action(&mut rec, now, "system", "action.uncertain", detail)
-                            .await?;
-                        failures.push(format!(
+                    match self.resume_sent(rec, &call_ctx, now).await? {
+                        Resumed::Done(rec) => {
+                            if let ActionState::Succeeded { outcome, .. } = &rec.state {
+                                outputs[rec.item as usize] = Value::Object(outcome.fields.clone());
+                            }
+                        }
+                        Resumed::Resend(rec) => ready.push(rec),
+                        Resumed::Uncertain(rec) => failures.push(format!(
                             "action {} was sent before a restart and its result is unknown; check `{}.{}` by hand",
                             rec.id, rec.connector, rec.operation
-                        ));
+                        )),
                     }
                 }
                 ActionState::Succeeded { outcome, .. } => {
@@ -934,11 +938,6 @@ impl<S: RunStore> Engine<S> {
             .map(|f| f.concurrency as usize)
             .unwrap_or(1)
             .max(1);
-        let call_ctx = json!({
-            "case": run.case, "alert": run.alert,
-            "playbook": {"id": pb.id, "name": pb.name, "version": pb.version},
-            "run": {"id": run.id},
-        });
         for chunk in ready.chunks(concurrency) {
             let done = self.send_all(chunk.to_vec(), &call_ctx, now).await?;
             for rec in done {
@@ -971,6 +970,51 @@ impl<S: RunStore> Engine<S> {
         Ok(StepResult::Next)
     }
 
+    /// An action found `sending`: the process stopped between its send and its result. When
+    /// the operation offers a check, the far side is asked whether the call took effect, and
+    /// a call that did is recorded as succeeded without being sent again. Otherwise the call
+    /// is sent again when that is safe (idempotent, or carrying its idempotency key), and
+    /// marked uncertain when it is not.
+    async fn resume_sent(
+        &self,
+        mut rec: ActionRecord,
+        ctx: &Value,
+        now: Timestamp,
+    ) -> Result<Resumed, RespondError> {
+        if let Some(conn) = self.connectors.get(&rec.connector).cloned() {
+            let req = call_request(&rec, ctx);
+            if let Some(check) = conn.check(&req) {
+                let limit = req.timeout + Duration::from_secs(5);
+                let answer = tokio::time::timeout(limit, check).await.unwrap_or(Err(
+                    ConnectorError::Timeout {
+                        secs: limit.as_secs(),
+                    },
+                ));
+                let detail = match answer {
+                    Ok(Some(outcome)) => {
+                        let detail = succeed(&mut rec, outcome, now);
+                        self.write_action(&mut rec, now, "system", "action.reconciled", detail)
+                            .await?;
+                        return Ok(Resumed::Done(rec));
+                    }
+                    Ok(None) => json!({"action": rec.id, "done": false}),
+                    Err(e) => json!({"action": rec.id, "error": e.to_string()}),
+                };
+                self.store
+                    .record(audit("system", "action.check", detail))
+                    .await?;
+            }
+        }
+        if self.safe_to_repeat(&rec) {
+            return Ok(Resumed::Resend(rec));
+        }
+        rec.state = ActionState::Uncertain { at: now };
+        let detail = json!({"action": rec.id, "why": "sent before a restart, result unknown; not repeated: the operation is not idempotent, carries no idempotency key and offers no check"});
+        self.write_action(&mut rec, now, "system", "action.uncertain", detail)
+            .await?;
+        Ok(Resumed::Uncertain(rec))
+    }
+
     /// Records each action as sent, calls them together, records each result. Returns the
     /// records as they stand after; one another driver had already taken comes back as it
     /// was.
@@ -1000,6 +1044,10 @@ impl<S: RunStore> Engine<S> {
                 out.push(rec);
             }
         }
+        if !claimed.is_empty() {
+            // Recorded before it is sent: the `sending` records must outlive a power loss.
+            self.store.flush().await?;
+        }
         let mut set = tokio::task::JoinSet::new();
         for (i, rec) in claimed.iter().enumerate() {
             let Some(conn) = self.connectors.get(&rec.connector).cloned() else {
@@ -1009,15 +1057,7 @@ impl<S: RunStore> Engine<S> {
                 set.spawn(async move { (i, Err(e)) });
                 continue;
             };
-            let req = CallRequest {
-                action_id: rec.id.clone(),
-                idempotency_key: rec.id.clone(),
-                operation: rec.operation.clone(),
-                params: rec.params.clone(),
-                undo: rec.undo.clone(),
-                context: ctx.clone(),
-                timeout: Duration::from_secs(rec.timeout_secs.max(1)),
-            };
+            let req = call_request(rec, ctx);
             set.spawn(async move {
                 // The connector times out its own call; this is the backstop.
                 let limit = req.timeout + Duration::from_secs(5);
@@ -1047,13 +1087,7 @@ impl<S: RunStore> Engine<S> {
                 })
             });
             let (verb, detail) = match result {
-                Ok(outcome) => {
-                    rec.expires_at = rec.expires_secs.map(|s| add(now, Duration::from_secs(s)));
-                    let d = json!({"action": rec.id, "status": outcome.status, "fields": outcome.fields,
-                                   "expires_at": rec.expires_at});
-                    rec.state = ActionState::Succeeded { outcome, at: now };
-                    ("action.result", d)
-                }
+                Ok(outcome) => ("action.result", succeed(&mut rec, outcome, now)),
                 Err(e) => {
                     if e.retryable() && rec.attempts < rec.max_attempts && self.safe_to_repeat(&rec)
                     {
@@ -1148,6 +1182,7 @@ impl<S: RunStore> Engine<S> {
                     self.store
                         .record(audit(principal, "approval.refused", detail))
                         .await?;
+                    self.store.flush().await?;
                     return Err(approval_err(e));
                 }
             };
@@ -1182,6 +1217,8 @@ impl<S: RunStore> Engine<S> {
             {
                 continue;
             }
+            // A person's answer is acknowledged only once it is durable.
+            self.store.flush().await?;
             if let (ApprovalStatus::Decided(_), Some(run)) = (status, &rec.run_id) {
                 self.drive(run, now).await?;
             }
@@ -1192,6 +1229,18 @@ impl<S: RunStore> Engine<S> {
 
     /// Runs the inverse of a succeeded action. A second call returns the first inverse.
     pub async fn undo(
+        &self,
+        action: &str,
+        principal: &str,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<ActionRecord, RespondError> {
+        let inverse = self.start_undo(action, principal, reason, now).await?;
+        self.store.flush().await?;
+        Ok(inverse)
+    }
+
+    async fn start_undo(
         &self,
         action: &str,
         principal: &str,
@@ -1297,32 +1346,51 @@ impl<S: RunStore> Engine<S> {
         let ActionKind::Inverse { of } = inv.kind.clone() else {
             return Ok(inv);
         };
+        let ctx = json!({"case": {"id": inv.case_id}});
         let due = match &inv.state {
             ActionState::Ready => true,
             ActionState::Backoff { until, .. } => now >= *until,
-            ActionState::Sending { .. } if self.safe_to_repeat(&inv) => true,
             ActionState::Sending { .. } => {
-                let mut inv = inv;
-                inv.state = ActionState::Uncertain { at: now };
-                let detail = json!({"action": inv.id, "why": "sent before a restart, result unknown; not repeated"});
-                self.write_action(&mut inv, now, "system", "action.uncertain", detail)
-                    .await?;
-                return Ok(inv);
+                return match self.resume_sent(inv, &ctx, now).await? {
+                    Resumed::Done(inv) => self.mark_undone(&of, inv, now).await,
+                    Resumed::Resend(inv) => self.send_inverse(&of, inv, &ctx, now).await,
+                    Resumed::Uncertain(inv) => Ok(inv),
+                };
             }
             _ => false,
         };
-        let inv = if due {
-            let ctx = json!({"case": {"id": inv.case_id}});
-            self.send_all(vec![inv], &ctx, now)
-                .await?
-                .into_iter()
-                .next()
-                .ok_or_else(|| conflict("inverse action"))?
+        if due {
+            self.send_inverse(&of, inv, &ctx, now).await
         } else {
-            inv
-        };
+            self.mark_undone(&of, inv, now).await
+        }
+    }
+
+    async fn send_inverse(
+        &self,
+        of: &str,
+        inv: ActionRecord,
+        ctx: &Value,
+        now: Timestamp,
+    ) -> Result<ActionRecord, RespondError> {
+        let inv = self
+            .send_all(vec![inv], ctx, now)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| conflict("inverse action"))?;
+        self.mark_undone(of, inv, now).await
+    }
+
+    /// Once an inverse succeeded, its original is `undone`.
+    async fn mark_undone(
+        &self,
+        of: &str,
+        inv: ActionRecord,
+        now: Timestamp,
+    ) -> Result<ActionRecord, RespondError> {
         if matches!(inv.state, ActionState::Succeeded { .. })
-            && let Some(mut orig) = self.store.action(&of).await?
+            && let Some(mut orig) = self.store.action(of).await?
             && matches!(orig.state, ActionState::Succeeded { .. })
         {
             orig.state = ActionState::Undone {
@@ -1358,6 +1426,7 @@ impl<S: RunStore> Engine<S> {
         let detail = json!({"action": rec.id});
         self.write_action(&mut rec, now, principal, "action.confirm", detail)
             .await?;
+        self.store.flush().await?;
         Ok(rec)
     }
 
@@ -1408,6 +1477,39 @@ impl<S: RunStore> Engine<S> {
         }
         Ok(driven)
     }
+}
+
+/// What became of an action found `sending` after a restart.
+enum Resumed {
+    /// The far side says it took effect: recorded as succeeded.
+    Done(ActionRecord),
+    /// Safe to send again.
+    Resend(ActionRecord),
+    /// Recorded as uncertain: a person must look.
+    Uncertain(ActionRecord),
+}
+
+/// The call of `rec`, its idempotency key the action's id.
+fn call_request(rec: &ActionRecord, ctx: &Value) -> CallRequest {
+    CallRequest {
+        action_id: rec.id.clone(),
+        idempotency_key: rec.id.clone(),
+        operation: rec.operation.clone(),
+        params: rec.params.clone(),
+        undo: rec.undo.clone(),
+        context: ctx.clone(),
+        timeout: Duration::from_secs(rec.timeout_secs.max(1)),
+    }
+}
+
+/// Marks `rec` succeeded with `outcome` (starting its expiry, if it has one); returns the
+/// audit detail of the result.
+fn succeed(rec: &mut ActionRecord, outcome: CallOutcome, now: Timestamp) -> Value {
+    rec.expires_at = rec.expires_secs.map(|s| add(now, Duration::from_secs(s)));
+    let detail = json!({"action": rec.id, "status": outcome.status, "fields": outcome.fields,
+                        "expires_at": rec.expires_at});
+    rec.state = ActionState::Succeeded { outcome, at: now };
+    detail
 }
 
 fn earliest(a: Option<Timestamp>, b: Timestamp) -> Option<Timestamp> {

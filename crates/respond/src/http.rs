@@ -15,7 +15,14 @@
 //!     expect_status: [200, 202]
 //!     keep: { containment_id: /id }              # JSON pointers into the answer
 //!     inverse: release_host
+//!     check:                                     # after a restart between send and result:
+//!       path: "/hosts/{{ params.host | urlencode }}"   # GET by default
+//!       done_when: { /state: isolated }          # JSON pointer → the value that means done
 //! ```
+//!
+//! `check` is how riposte learns whether a call took effect when the process stopped after
+//! sending it and before its answer: the far side is asked, and the call is sent again only
+//! when the answer says it did not happen (and the call is safe to repeat).
 //!
 //! Every string in `path`, `headers` and `body` is a template over `params` (the rendered
 //! step parameters), `undo` (the forward call's kept fields, for an inverse), `action`
@@ -33,7 +40,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use crate::connector::{
-    CallFuture, CallOutcome, CallRequest, Connector, ConnectorError, OperationSpec,
+    CallFuture, CallOutcome, CallRequest, CheckFuture, Connector, ConnectorError, OperationSpec,
 };
 use crate::duration::HumanDuration;
 use crate::error::LoadError;
@@ -113,10 +120,34 @@ struct RawOperation {
     irreversible: bool,
     #[serde(default)]
     idempotent: Option<bool>,
+    #[serde(default)]
+    check: Option<RawCheck>,
+}
+
+/// A read that says whether an operation's call took effect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    #[serde(default = "get")]
+    method: String,
+    path: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    expect_status: Option<Vec<u16>>,
+    /// JSON pointer → the value it holds once the call took effect; all must hold.
+    done_when: BTreeMap<String, serde_json::Value>,
+    /// Fields to keep from the check's answer when it says done (as the call's `keep`).
+    #[serde(default)]
+    keep: BTreeMap<String, String>,
 }
 
 fn post() -> String {
     "POST".into()
+}
+
+fn get() -> String {
+    "GET".into()
 }
 
 #[derive(Debug, Clone)]
@@ -129,12 +160,25 @@ enum Auth {
 #[derive(Debug, Clone)]
 struct Operation {
     spec: OperationSpec,
+    request: Request,
+    check: Option<Check>,
+}
+
+/// One HTTP request of an operation (its call, or its check).
+#[derive(Debug, Clone)]
+struct Request {
     method: reqwest::Method,
     path: String,
     headers: Vec<(HeaderName, String)>,
     body: Option<serde_json::Value>,
     expect: Vec<u16>,
     keep: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct Check {
+    request: Request,
+    done_when: Vec<(String, serde_json::Value)>,
 }
 
 /// A connector whose operations are HTTP requests described in YAML.
@@ -226,6 +270,7 @@ impl HttpConnector {
                         inverse: None,
                         irreversible: false,
                         idempotent: Some(false),
+                        check: None,
                     },
                 );
             }
@@ -315,30 +360,85 @@ impl HttpConnector {
         let mut ops = Vec::new();
         for (name, o) in &raw.operations {
             let at = |m: String| err(&format!("{name}:"), format!("operation `{name}`: {m}"));
-            let method = reqwest::Method::from_bytes(o.method.to_ascii_uppercase().as_bytes())
-                .map_err(|_| at(format!("`{}` is not an HTTP method", o.method)))?;
-            templates
-                .check_template(&o.path)
-                .map_err(|e| at(format!("path template: {e}")))?;
-            let mut op_headers = Vec::new();
-            for (k, v) in &o.headers {
+            // The call and its check are requests of the same shape, checked alike.
+            let request = |what: &str,
+                           method: &str,
+                           path: &str,
+                           hdrs: &BTreeMap<String, String>,
+                           body: &Option<serde_json::Value>,
+                           expect: &Option<Vec<u16>>,
+                           keep: &BTreeMap<String, String>|
+             -> Result<Request, LoadError> {
+                let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| at(format!("{what}`{method}` is not an HTTP method")))?;
                 templates
-                    .check_template(v)
-                    .map_err(|e| at(format!("header `{k}`: {e}")))?;
-                op_headers.push((header_name(k)?, v.clone()));
-            }
-            if let Some(b) = &o.body {
-                templates
-                    .check_value(b)
-                    .map_err(|(s, e)| at(format!("body template `{s}`: {e}")))?;
-            }
-            for (field, ptr) in &o.keep {
-                if !ptr.is_empty() && !ptr.starts_with('/') {
-                    return Err(at(format!(
-                        "`keep.{field}: {ptr}` must be a JSON pointer such as `/data/id`"
-                    )));
+                    .check_template(path)
+                    .map_err(|e| at(format!("{what}path template: {e}")))?;
+                let mut headers = Vec::new();
+                for (k, v) in hdrs {
+                    templates
+                        .check_template(v)
+                        .map_err(|e| at(format!("{what}header `{k}`: {e}")))?;
+                    headers.push((header_name(k)?, v.clone()));
                 }
-            }
+                if let Some(b) = body {
+                    templates
+                        .check_value(b)
+                        .map_err(|(s, e)| at(format!("{what}body template `{s}`: {e}")))?;
+                }
+                for (field, ptr) in keep {
+                    if !ptr.is_empty() && !ptr.starts_with('/') {
+                        return Err(at(format!(
+                            "{what}`keep.{field}: {ptr}` must be a JSON pointer such as `/data/id`"
+                        )));
+                    }
+                }
+                Ok(Request {
+                    method,
+                    path: path.to_string(),
+                    headers,
+                    body: body.clone(),
+                    expect: expect.clone().unwrap_or_default(),
+                    keep: keep.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                })
+            };
+            let call = request(
+                "",
+                &o.method,
+                &o.path,
+                &o.headers,
+                &o.body,
+                &o.expect_status,
+                &o.keep,
+            )?;
+            let check = match &o.check {
+                None => None,
+                Some(c) => {
+                    let request = request(
+                        "check: ",
+                        &c.method,
+                        &c.path,
+                        &c.headers,
+                        &None,
+                        &c.expect_status,
+                        &c.keep,
+                    )?;
+                    if c.done_when.is_empty() {
+                        return Err(at(
+                            "check: `done_when` needs at least one `/pointer: value`".into(),
+                        ));
+                    }
+                    if let Some(p) = c.done_when.keys().find(|p| !p.starts_with('/')) {
+                        return Err(at(format!(
+                            "check: `done_when` key `{p}` must be a JSON pointer such as `/state`"
+                        )));
+                    }
+                    Some(Check {
+                        request,
+                        done_when: c.done_when.clone().into_iter().collect(),
+                    })
+                }
+            };
             if let Some(inv) = &o.inverse {
                 if !raw.operations.contains_key(inv) {
                     return Err(at(format!(
@@ -350,7 +450,7 @@ impl HttpConnector {
                 }
             }
             let idempotent = o.idempotent.unwrap_or(matches!(
-                method,
+                call.method,
                 reqwest::Method::GET
                     | reqwest::Method::HEAD
                     | reqwest::Method::PUT
@@ -364,12 +464,8 @@ impl HttpConnector {
                     irreversible: o.irreversible,
                     idempotent,
                 },
-                method,
-                path: o.path.clone(),
-                headers: op_headers,
-                body: o.body.clone(),
-                expect: o.expect_status.clone().unwrap_or_default(),
-                keep: o.keep.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                request: call,
+                check,
             });
         }
         install_tls_provider();
@@ -399,15 +495,60 @@ impl HttpConnector {
         self.timeout
     }
 
-    async fn attempt(&self, req: &CallRequest) -> Result<CallOutcome, ConnectorError> {
-        let op = self
-            .ops
+    fn op(&self, name: &str) -> Result<&Operation, ConnectorError> {
+        self.ops
             .iter()
-            .find(|o| o.spec.name == req.operation)
+            .find(|o| o.spec.name == name)
             .ok_or_else(|| ConnectorError::UnknownOperation {
                 connector: self.name.clone(),
-                operation: req.operation.clone(),
-            })?;
+                operation: name.to_string(),
+            })
+    }
+
+    async fn attempt(&self, req: &CallRequest) -> Result<CallOutcome, ConnectorError> {
+        let op = self.op(&req.operation)?;
+        let (status, answer) = self.send(op, &op.request, req, true).await?;
+        let fields = kept(&op.request, status, &answer)?;
+        Ok(CallOutcome {
+            undo: serde_json::Value::Object(fields.clone()),
+            fields,
+            status: Some(status),
+        })
+    }
+
+    /// Asks whether the call `req` took effect: `Some` (with the check's kept fields) when
+    /// every `done_when` pointer holds its value, `None` when not.
+    async fn confirm(
+        &self,
+        op: &Operation,
+        check: &Check,
+        req: &CallRequest,
+    ) -> Result<Option<CallOutcome>, ConnectorError> {
+        let (status, answer) = self.send(op, &check.request, req, false).await?;
+        if !check
+            .done_when
+            .iter()
+            .all(|(ptr, want)| answer.pointer(ptr) == Some(want))
+        {
+            return Ok(None);
+        }
+        let fields = kept(&check.request, status, &answer)?;
+        Ok(Some(CallOutcome {
+            undo: serde_json::Value::Object(fields.clone()),
+            fields,
+            status: Some(status),
+        }))
+    }
+
+    /// Sends one request of `op` and returns the status and the answer (JSON, or the text
+    /// as a string) when the status is the expected one.
+    async fn send(
+        &self,
+        op: &Operation,
+        r: &Request,
+        req: &CallRequest,
+        with_idempotency_key: bool,
+    ) -> Result<(u16, serde_json::Value), ConnectorError> {
         let mut ctx = match &req.context {
             serde_json::Value::Object(m) => m.clone(),
             _ => serde_json::Map::new(),
@@ -424,7 +565,7 @@ impl HttpConnector {
         };
         let path = self
             .templates
-            .render(&op.path, &ctx)
+            .render(&r.path, &ctx)
             .map_err(|e| render_err("path", e))?;
         let base = match (&self.base_url, &self.base_url_secret) {
             (Some(b), _) => b.clone(),
@@ -438,7 +579,7 @@ impl HttpConnector {
         };
         let url = format!("{base}{path}");
         let mut headers = HeaderMap::new();
-        for (k, v) in self.headers.iter().chain(op.headers.iter()) {
+        for (k, v) in self.headers.iter().chain(r.headers.iter()) {
             let v = self
                 .templates
                 .render(v, &ctx)
@@ -448,7 +589,11 @@ impl HttpConnector {
             })?;
             headers.insert(k.clone(), v);
         }
-        if let Some(h) = &self.idempotency_header {
+        if let Some(h) = self
+            .idempotency_header
+            .as_ref()
+            .filter(|_| with_idempotency_key)
+        {
             let v = HeaderValue::from_str(&req.idempotency_key).map_err(|_| {
                 ConnectorError::Config {
                     message: "the idempotency key is not valid in a header".into(),
@@ -480,9 +625,9 @@ impl HttpConnector {
         }
         let mut rb = self
             .client
-            .request(op.method.clone(), &url)
+            .request(r.method.clone(), &url)
             .timeout(req.timeout.min(self.timeout));
-        match &op.body {
+        match &r.body {
             None => {}
             Some(serde_json::Value::String(s)) => {
                 let text = self
@@ -522,16 +667,16 @@ impl HttpConnector {
                 retry_after_secs: retry_after,
             });
         }
-        let expected = if op.expect.is_empty() {
+        let expected = if r.expect.is_empty() {
             (200..300).contains(&status)
         } else {
-            op.expect.contains(&status)
+            r.expect.contains(&status)
         };
         if !expected {
             let snippet: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
             let message = format!(
                 "{} {} answered {status}: {snippet}",
-                op.method,
+                r.method,
                 redact_url(&url, self.base_url_secret.is_some())
             );
             return Err(if status >= 500 {
@@ -550,33 +695,38 @@ impl HttpConnector {
                 serde_json::Value::String(String::from_utf8_lossy(&bytes).into())
             })
         };
-        let mut fields = serde_json::Map::new();
-        for (name, ptr) in &op.keep {
-            let v = if ptr.is_empty() {
-                Some(&answer)
-            } else {
-                answer.pointer(ptr)
-            };
-            match v {
-                Some(v) => {
-                    fields.insert(name.clone(), v.clone());
-                }
-                None => {
-                    return Err(ConnectorError::Rejected {
-                        status: Some(status),
-                        message: format!(
-                            "the answer has no `{ptr}` to keep as `{name}` (the vendor's answer changed?)"
-                        ),
-                    });
-                }
+        Ok((status, answer))
+    }
+}
+
+/// The fields a request keeps from its answer (JSON pointers; `""` keeps the whole answer).
+fn kept(
+    r: &Request,
+    status: u16,
+    answer: &serde_json::Value,
+) -> Result<serde_json::Map<String, serde_json::Value>, ConnectorError> {
+    let mut fields = serde_json::Map::new();
+    for (name, ptr) in &r.keep {
+        let v = if ptr.is_empty() {
+            Some(answer)
+        } else {
+            answer.pointer(ptr)
+        };
+        match v {
+            Some(v) => {
+                fields.insert(name.clone(), v.clone());
+            }
+            None => {
+                return Err(ConnectorError::Rejected {
+                    status: Some(status),
+                    message: format!(
+                        "the answer has no `{ptr}` to keep as `{name}` (the vendor's answer changed?)"
+                    ),
+                });
             }
         }
-        Ok(CallOutcome {
-            undo: serde_json::Value::Object(fields.clone()),
-            fields,
-            status: Some(status),
-        })
     }
+    Ok(fields)
 }
 
 fn sensitive(v: &str, secret_name: &str) -> Result<HeaderValue, ConnectorError> {
@@ -674,6 +824,12 @@ impl Connector for HttpConnector {
     fn call<'a>(&'a self, req: &'a CallRequest) -> CallFuture<'a> {
         Box::pin(self.attempt(req))
     }
+
+    fn check<'a>(&'a self, req: &'a CallRequest) -> Option<CheckFuture<'a>> {
+        let op = self.op(&req.operation).ok()?;
+        let check = op.check.as_ref()?;
+        Some(Box::pin(self.confirm(op, check, req)))
+    }
 }
 
 #[cfg(test)]
@@ -716,5 +872,20 @@ mod tests {
         assert_eq!(e.line, 5, "{e}");
         let c = load("name: edr\nbase_url: http://x\noperations:\n  get_host:\n    class: auto\n    method: get\n    path: /h\n").unwrap();
         assert!(c.operation("get_host").unwrap().idempotent);
+        let iso = "name: edr\nbase_url: http://x\noperations:\n  isolate:\n    class: approve\n    path: /i\n    check:\n      path: /h\n";
+        let e = load(&format!("{iso}      done_when: {{}}\n")).unwrap_err();
+        assert!(e.message.contains("check: `done_when` needs"), "{e}");
+        let e = load(&format!("{iso}      done_when: {{ state: x }}\n")).unwrap_err();
+        assert!(e.message.contains("`state` must be a JSON pointer"), "{e}");
+        let e = load(&format!(
+            "{iso}      method: FE TCH\n      done_when: {{ /s: x }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message.contains("check: `FE TCH` is not an HTTP method"),
+            "{e}"
+        );
+        let c = load(&format!("{iso}      done_when: {{ /state: contained }}\n")).unwrap();
+        assert!(!c.operation("isolate").unwrap().idempotent);
     }
 }

@@ -8,6 +8,11 @@
 //! (the stored version must be one less than the written one): two nodes, or an approval
 //! racing a tick, cannot both move an action from `ready` to `sending`, and an approval is
 //! applied exactly once.
+//!
+//! Durability is split: each write survives a crash of the process when it returns, and
+//! [`RunStore::flush`] makes everything so far survive power loss. The engine flushes
+//! where the outside world sees the result: before a call leaves, and before a person's
+//! answer is acknowledged. One flush covers many writes, so concurrent runs share a sync.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -73,6 +78,16 @@ pub trait RunStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<ActionRecord>, RespondError>> + Send;
     /// Actions for which [`ActionRecord::is_open`] holds.
     fn open_actions(&self) -> impl Future<Output = Result<Vec<ActionRecord>, RespondError>> + Send;
+
+    /// Makes every write so far survive power loss. The engine calls it once before it
+    /// sends calls (the `sending` records and everything before them) and before it
+    /// acknowledges a person's answer; a backend whose every write is already that durable
+    /// does nothing. Writes between two flushes survive a crash or kill of the process; the
+    /// records a power loss could take are the ones a restart recovers from the last
+    /// `sending` record (the operation's check, or a resend with the same key).
+    fn flush(&self) -> impl Future<Output = Result<(), RespondError>> + Send {
+        async { Ok(()) }
+    }
 
     /// Appends an audit record that goes with no other write (a refused approval).
     fn record(&self, audit: AuditEntry) -> impl Future<Output = Result<(), RespondError>> + Send;

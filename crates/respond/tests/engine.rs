@@ -38,6 +38,8 @@ struct EdrState {
     /// Idempotency key → the answer given, so a repeated key does the work once.
     done: BTreeMap<String, Value>,
     isolations: u32,
+    /// Contained host → its containment id, for the state read.
+    contained: BTreeMap<String, String>,
     /// Answers to give first, before behaving normally: (status, Retry-After).
     scripted: Vec<(u16, Option<&'static str>)>,
 }
@@ -93,10 +95,28 @@ async fn edr_handler(
         return axum::Json(prev.clone()).into_response();
     }
     let path = uri.path().to_string();
+    // `/api/v1/hosts/{host}[/{verb}]`
+    let host = path
+        .strip_prefix("/api/v1/hosts/")
+        .map(|rest| rest.split('/').next().unwrap_or_default().to_string());
+    if method == Method::GET {
+        return match host.filter(|h| path.ends_with(h.as_str())) {
+            Some(h) => {
+                let id = st.contained.get(&h).cloned();
+                axum::Json(json!({"host": h, "containment_id": id,
+                                  "state": if id.is_some() { "contained" } else { "normal" }}))
+                .into_response()
+            }
+            None => (StatusCode::NOT_FOUND, "no such endpoint").into_response(),
+        };
+    }
     let answer = if path.ends_with("/isolate") {
         st.isolations += 1;
-        json!({"id": format!("iso-{}", st.isolations), "state": "pending"})
+        let id = format!("iso-{}", st.isolations);
+        st.contained.insert(host.unwrap_or_default(), id.clone());
+        json!({"id": id, "state": "pending"})
     } else if path.ends_with("/release") {
+        st.contained.remove(&host.unwrap_or_default());
         json!({"state": "released"})
     } else if path == "/hook" {
         json!({"ok": true})
@@ -173,15 +193,23 @@ operations:
 }
 
 fn connector(base: &str, idempotency: bool, isolate_class: &str) -> Arc<HttpConnector> {
+    load_connector(&edr_yaml(base, idempotency, isolate_class))
+}
+
+fn load_connector(yaml: &str) -> Arc<HttpConnector> {
     Arc::new(
-        HttpConnector::load(
-            "edr.yaml",
-            &edr_yaml(base, idempotency, isolate_class),
-            Arc::new(Templates::default()),
-            secrets(),
-        )
-        .unwrap(),
+        HttpConnector::load("edr.yaml", yaml, Arc::new(Templates::default()), secrets()).unwrap(),
     )
+}
+
+/// The EDR connector whose isolation can be checked: a read of the host's state.
+fn checked_connector(base: &str) -> Arc<HttpConnector> {
+    let yaml = edr_yaml(base, true, "auto").replace(
+        "    inverse: release_host\n",
+        "    inverse: release_host\n    check:\n      path: \"/api/v1/hosts/{{ params.host | urlencode }}\"\n      done_when: { /state: contained }\n      keep: { containment_id: /containment_id }\n",
+    );
+    assert!(yaml.contains("check:"));
+    load_connector(&yaml)
 }
 
 fn t(s: i64) -> Timestamp {
@@ -546,6 +574,119 @@ async fn a_crash_between_send_and_result_does_the_work_once() {
     assert!(matches!(a.state, ActionState::Succeeded { .. }), "{a:?}");
     e.tick(t(2)).await.unwrap();
     assert_eq!(edr.seen().len(), 2);
+}
+
+/// The operation offers a check: after the restart the EDR is asked for the host's state,
+/// which says contained, so the action is recorded as succeeded without a second request.
+#[tokio::test]
+async fn a_crash_between_send_and_result_is_settled_by_the_check_without_a_second_call() {
+    let edr = Edr::default();
+    let base = start_edr(edr.clone()).await;
+    let store =
+        MemoryRunStore::new().failing_when(|a| matches!(a.state, ActionState::Succeeded { .. }));
+    let e = engine_with(store, checked_connector(&base), Policy::default(), ISOLATE).await;
+    assert!(
+        e.on_event(&event(TriggerKind::CaseCreated, "high", 1, None), t(0))
+            .await
+            .is_err()
+    );
+    let durable = e.store().restart();
+    drop(e);
+    let e = engine_with(
+        durable,
+        checked_connector(&base),
+        Policy::default(),
+        ISOLATE,
+    )
+    .await;
+    e.tick(t(1)).await.unwrap();
+    let seen = edr.seen();
+    let methods: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|s| (s.method.as_str(), s.path.as_str()))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            ("POST", "/api/v1/hosts/WS-042/isolate"),
+            ("GET", "/api/v1/hosts/WS-042")
+        ]
+    );
+    assert!(
+        !seen[1].headers.contains_key("idempotency-key"),
+        "a read carries no key"
+    );
+    let a = only_action(&e).await;
+    let ActionState::Succeeded { outcome, .. } = &a.state else {
+        panic!("{a:?}")
+    };
+    assert_eq!(outcome.fields["containment_id"], "iso-1");
+    assert_eq!(a.attempts, 1);
+    assert!(
+        e.store()
+            .audit_trail()
+            .iter()
+            .any(|r| r.action == "action.reconciled"),
+        "the reconciliation is on the record"
+    );
+    // The run goes on with the kept field, and nothing more reaches the EDR.
+    e.tick(t(2)).await.unwrap();
+    assert!(e.store().open_runs().await.unwrap().is_empty());
+    let notes: Vec<_> = e.store().case_changes();
+    assert!(
+        format!("{notes:?}").contains("isolated as iso-1"),
+        "{notes:?}"
+    );
+    assert_eq!(edr.seen().len(), 2);
+}
+
+/// The check says the call did not take effect (the EDR refused it with a 503 and the
+/// process stopped before recording that): the call is sent again, with its key.
+#[tokio::test]
+async fn a_check_that_says_not_done_sends_the_call_again() {
+    let edr = Edr::default();
+    edr.lock().scripted.push((503, None));
+    let base = start_edr(edr.clone()).await;
+    let store =
+        MemoryRunStore::new().failing_when(|a| matches!(a.state, ActionState::Backoff { .. }));
+    let e = engine_with(store, checked_connector(&base), Policy::default(), ISOLATE).await;
+    assert!(
+        e.on_event(&event(TriggerKind::CaseCreated, "high", 1, None), t(0))
+            .await
+            .is_err()
+    );
+    let durable = e.store().restart();
+    drop(e);
+    let e = engine_with(
+        durable,
+        checked_connector(&base),
+        Policy::default(),
+        ISOLATE,
+    )
+    .await;
+    e.tick(t(1)).await.unwrap();
+    let methods: Vec<String> = edr
+        .seen()
+        .iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "POST /api/v1/hosts/WS-042/isolate",
+            "GET /api/v1/hosts/WS-042",
+            "POST /api/v1/hosts/WS-042/isolate"
+        ]
+    );
+    assert_eq!(edr.isolations(), 1);
+    let a = only_action(&e).await;
+    assert!(matches!(a.state, ActionState::Succeeded { .. }), "{a:?}");
+    assert!(
+        e.store()
+            .audit_trail()
+            .iter()
+            .any(|r| r.action == "action.check" && r.detail["done"] == false)
+    );
 }
 
 #[tokio::test]

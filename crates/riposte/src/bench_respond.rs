@@ -5,8 +5,10 @@
 //! from its arrival); each is handed to the engine as an `alert.received` event on its own
 //! task, as the server does; a playbook whose `if` holds starts, renders its parameters,
 //! passes the policy gate, records the run and the action with their audit records in
-//! SQLite (one transaction each, as durable as the server's), then calls the connector. The
-//! connector only notes when it was called, so connector latency is excluded.
+//! SQLite (one transaction each, as the server writes them: each survives a crash of the
+//! process when it returns, and one WAL sync shared by the calls leaving together makes the
+//! `sending` records survive power loss before any call leaves), then calls the connector.
+//! The connector only notes when it was called, so connector latency is excluded.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -33,8 +33,9 @@ struct Req {
 }
 
 /// A stand-in EDR: records every request; does each idempotency key's work once (a repeat
-/// of a key gets the first answer, as a real EDR honouring `Idempotency-Key` would); can
-/// hold the first answer to an isolation for a while.
+/// of a key gets the first answer, as a real EDR honouring `Idempotency-Key` would); answers
+/// a host's containment state (`GET /api/hosts/{host}`); can hold the first answer to an
+/// isolation for a while after doing its work, as a slow or lost answer would.
 struct Edr {
     addr: String,
     log: Arc<Mutex<Vec<Req>>>,
@@ -49,6 +50,8 @@ impl Edr {
         let hold = Arc::new(AtomicU64::new(hold_first_isolate_ms));
         let (tx, rx) = std::sync::mpsc::channel();
         let (l, d) = (log.clone(), done.clone());
+        // Host → containment id, for the status read (`GET /api/hosts/{host}`).
+        let c: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -59,7 +62,8 @@ impl Edr {
                 tx.send(listener.local_addr().unwrap().to_string()).unwrap();
                 let app = axum::Router::new().fallback(
                     move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-                        let (log, done, hold) = (l.clone(), d.clone(), hold.clone());
+                        let (log, done, hold, contained) =
+                            (l.clone(), d.clone(), hold.clone(), c.clone());
                         async move {
                             let h = |n: &str| {
                                 headers
@@ -75,20 +79,44 @@ impl Edr {
                                 body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                             };
                             log.lock().unwrap().push(req.clone());
+                            // /api/hosts/{host}[/{verb}]
+                            let parts: Vec<&str> = req.path.split('/').collect();
+                            let host = parts.get(3).copied().unwrap_or_default().to_string();
+                            let verb = parts.get(4).copied().unwrap_or_default();
+                            if method == Method::GET {
+                                let id = contained.lock().unwrap().get(&host).cloned();
+                                return axum::Json(json!({
+                                    "host": host,
+                                    "state": if id.is_some() { "contained" } else { "normal" },
+                                    "containment_id": id,
+                                }));
+                            }
                             let key = req.key.clone().unwrap_or_default();
                             let seen = done.lock().unwrap().get(&key).cloned();
                             if let Some(id) = seen {
                                 return axum::Json(json!({ "id": id, "repeat": true }));
                             }
-                            if req.path.ends_with("/isolate") {
+                            let id = {
+                                let mut done = done.lock().unwrap();
+                                let n = done.len();
+                                done.entry(key).or_insert(format!("cont-{n}")).clone()
+                            };
+                            match verb {
+                                "isolate" => {
+                                    contained.lock().unwrap().insert(host, id.clone());
+                                }
+                                "release" => {
+                                    contained.lock().unwrap().remove(&host);
+                                }
+                                _ => {}
+                            }
+                            // The work is done; the answer may be slow to come back.
+                            if verb == "isolate" {
                                 let ms = hold.swap(0, Ordering::SeqCst);
                                 if ms > 0 {
                                     tokio::time::sleep(Duration::from_millis(ms)).await;
                                 }
                             }
-                            let mut done = done.lock().unwrap();
-                            let n = done.len();
-                            let id = done.entry(key).or_insert(format!("cont-{n}")).clone();
                             axum::Json(json!({ "id": id }))
                         }
                     },
@@ -198,6 +226,10 @@ operations:
     body: {{ host: "{{{{ params.host }}}}", case: "{{{{ case.id }}}}" }}
     keep: {{ containment_id: /id }}
     inverse: release_host
+    check:
+      path: "/hosts/{{{{ params.host | urlencode }}}}"
+      done_when: {{ /state: contained }}
+      keep: {{ containment_id: /containment_id }}
   release_host:
     class: auto
     method: POST
@@ -570,12 +602,12 @@ fn a_restart_while_waiting_for_approval_then_approval_sends_once() {
     assert_eq!(code, 0, "{out}{err}");
 }
 
-/// kill -9 after the isolation was sent and before its answer (the EDR holds its first
-/// answer): after the restart the tick finds the action `sending`, and since the connector
-/// sends an idempotency key it sends it again with the same key. The EDR sees two requests
-/// with one key and does the work once.
+/// kill -9 after the isolation was sent and before its answer (the EDR isolates the host,
+/// then holds its answer): after the restart the tick finds the action `sending`, asks the
+/// EDR for the host's state (the operation's `check`), sees it contained, and records the
+/// action as succeeded without sending it again: the EDR sees exactly one isolate request.
 #[test]
-fn a_restart_between_send_and_result_resumes_with_the_same_key() {
+fn a_restart_between_send_and_result_resumes_and_the_edr_sees_one_request() {
     let s = setup(600_000, &[("contain.yaml", CONTAIN)]);
     let mut srv = s.serve();
     let bob = token(&s.data, "bob", "approver");
@@ -595,18 +627,45 @@ fn a_restart_between_send_and_result_resumes_with_the_same_key() {
     });
     srv.kill9();
     let _ = pending.join();
-    assert_eq!(s.edr.work("/isolate"), 0, "the first request is still held");
+    assert_eq!(s.edr.work("/isolate"), 1, "the EDR did the work");
 
     let srv = s.serve();
     let done = action_in_state(&srv, &id, "succeeded");
     let sent = s.edr.requests("/isolate");
-    assert_eq!(sent.len(), 2, "sent again after the restart: {sent:?}");
-    assert!(
-        sent.iter().all(|r| r.key.as_deref() == Some(id.as_str())),
-        "{sent:?}"
+    assert_eq!(
+        sent.len(),
+        1,
+        "one isolate request, before the restart: {sent:?}"
     );
-    assert_eq!(s.edr.work("/isolate"), 1, "one key, the work done once");
-    assert_eq!(done["attempts"], 2, "{done:#}");
+    assert_eq!(sent[0].key.as_deref(), Some(id.as_str()), "{sent:?}");
+    let checks: Vec<Req> = s
+        .edr
+        .requests("/hosts/ws-042")
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .collect();
+    assert_eq!(
+        checks.len(),
+        1,
+        "one state read after the restart: {checks:?}"
+    );
+    assert_eq!(done["attempts"], 1, "{done:#}");
+    assert_eq!(
+        done["state"]["outcome"]["fields"]["containment_id"], "cont-0",
+        "the check's answer kept: {done:#}"
+    );
+    let run_id = isolate["run_id"].as_str().unwrap();
+    wait("the run to finish", || {
+        let (_, v) = srv.get(&format!("/api/v1/runs/{run_id}"), Some(&srv.token));
+        (v["run"]["status"] == "succeeded").then_some(())
+    });
+    let trail = audit_bodies(&srv);
+    assert!(
+        trail
+            .iter()
+            .any(|b| b["action"] == "action.reconciled" && b["detail"]["action"] == id.as_str()),
+        "the reconciliation is on the record"
+    );
     drop(srv);
     let (code, out, err) = run(&["audit", "verify", "--data-dir", s.data.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Row};
 
+use crate::Durability;
 use crate::sqlite::{BEGIN, append_audit, merge_annotations, now, read_head};
 use crate::{SqliteStore, StoreError, compress_doc, decompress_doc};
 
@@ -88,14 +89,40 @@ impl SqliteStore {
         >,
     {
         let mut w = self.writer.lock().await;
-        let mut tx = w.conn.begin_with(BEGIN).await.map_err(err)?;
-        let keep = f(&mut tx).await?;
-        if keep {
-            tx.commit().await.map_err(err)?;
-        } else {
-            tx.rollback().await.map_err(err)?;
+        // Committed without a sync of its own (it survives a crash of the process when this
+        // returns); `flush` syncs many of them at once. See `RunStore::flush`.
+        let full = self.durability == Durability::Full;
+        if full {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut w.conn)
+                .await
+                .map_err(err)?;
         }
-        Ok(keep)
+        let result = async {
+            let mut tx = w.conn.begin_with(BEGIN).await.map_err(err)?;
+            let keep = f(&mut tx).await?;
+            if keep {
+                tx.commit().await.map_err(err)?;
+            } else {
+                tx.rollback().await.map_err(err)?;
+            }
+            Ok(keep)
+        }
+        .await;
+        if full {
+            // Every other writer's commits stay synced each; a failure to restore that must
+            // not pass silently.
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut w.conn)
+                .await
+                .map_err(err)?;
+        }
+        if result.as_ref().is_ok_and(|k| *k) {
+            self.wal_sync
+                .committed
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        result
     }
 }
 
@@ -332,6 +359,10 @@ impl RunStore for SqliteStore {
         .await
     }
 
+    async fn flush(&self) -> Result<(), RespondError> {
+        self.sync_wal().await.map_err(err)
+    }
+
     async fn record(&self, audit: AuditEntry) -> Result<(), RespondError> {
         self.write_tx(move |c| {
             Box::pin(async move {
@@ -466,4 +497,95 @@ async fn change_case(c: &mut SqliteConnection, change: &CaseChange) -> Result<bo
     .await
     .map_err(err)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use riposte_respond::RunStatus;
+    use riposte_respond::playbook::TriggerKind;
+    use std::sync::atomic::Ordering;
+
+    fn run(id: &str) -> Run {
+        let t = Timestamp::from_second(1_700_000_000).unwrap_or_default();
+        Run {
+            id: id.into(),
+            playbook_id: "p".into(),
+            playbook_version: "1".into(),
+            playbook_hash: "h".into(),
+            trigger: TriggerKind::AlertReceived,
+            event_id: id.into(),
+            case_id: None,
+            requested_by: "playbook:p".into(),
+            case: Value::Null,
+            alert: Value::Null,
+            pointer: 0,
+            status: RunStatus::Running,
+            wake_at: None,
+            step_started_at: None,
+            outputs: Default::default(),
+            error: None,
+            version: 1,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    fn entry() -> AuditEntry {
+        AuditEntry {
+            actor: "t".into(),
+            action: "run.start".into(),
+            detail: json!({}),
+        }
+    }
+
+    async fn synchronous(s: &SqliteStore) -> i64 {
+        let mut w = s.writer.lock().await;
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut w.conn)
+            .await
+            .unwrap()
+    }
+
+    /// Response writes commit without a sync of their own and leave the writer as durable
+    /// as before for everyone else; a flush syncs them all at once, and only when there is
+    /// something new to sync.
+    #[tokio::test]
+    async fn response_writes_are_synced_by_flush_and_leave_the_writer_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), Durability::Full)
+            .await
+            .unwrap();
+        assert_eq!(synchronous(&s).await, 2, "FULL");
+        for i in 0..3 {
+            assert!(s.insert_run(&run(&format!("r{i}")), entry()).await.unwrap());
+        }
+        assert!(!s.insert_run(&run("r0"), entry()).await.unwrap(), "seen");
+        assert_eq!(
+            synchronous(&s).await,
+            2,
+            "FULL again after the response writes"
+        );
+        assert_eq!(
+            s.wal_sync.committed.load(Ordering::Acquire),
+            3,
+            "a refused insert commits nothing"
+        );
+        assert_eq!(s.wal_sync.synced().await, 0);
+        s.flush().await.unwrap();
+        assert_eq!(s.wal_sync.synced().await, 3);
+        s.flush().await.unwrap();
+        assert_eq!(s.wal_sync.synced().await, 3);
+        assert!(s.run("r2").await.unwrap().is_some());
+
+        // NORMAL: nothing is synced by hand, the writer stays NORMAL.
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), Durability::Normal)
+            .await
+            .unwrap();
+        assert!(s.insert_run(&run("r0"), entry()).await.unwrap());
+        s.flush().await.unwrap();
+        assert_eq!(s.wal_sync.synced().await, 0);
+        assert_eq!(synchronous(&s).await, 1, "NORMAL");
+    }
 }

@@ -58,6 +58,66 @@ pub struct SqliteStore {
     path: PathBuf,
     checkpointer: Option<tokio::task::JoinHandle<()>>,
     base: SqliteConnectOptions,
+    pub(crate) durability: Durability,
+    pub(crate) wal_sync: WalSync,
+}
+
+/// Group sync of the WAL for writes committed without one (the response stage's, see
+/// `runs.rs`): a flush syncs the WAL file once for every commit counted before it, and
+/// flushes that arrive while a sync runs share the next one.
+#[derive(Default)]
+pub(crate) struct WalSync {
+    /// Commits made without a sync of their own, counted as they return.
+    pub(crate) committed: std::sync::atomic::AtomicU64,
+    /// The count the last completed sync covered.
+    synced: Mutex<u64>,
+}
+
+#[cfg(test)]
+impl WalSync {
+    pub(crate) async fn synced(&self) -> u64 {
+        *self.synced.lock().await
+    }
+}
+
+impl SqliteStore {
+    /// Makes every commit counted in `wal_sync` survive power loss: an fsync of the WAL file,
+    /// shared by every flush waiting at the same time. SQLite appends each commit to the WAL
+    /// before it returns, and an fsync of the file covers every write made to it, so this is
+    /// the sync `synchronous=FULL` would have made at each of those commits.
+    pub(crate) async fn sync_wal(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.durability == Durability::Normal {
+            return Ok(());
+        }
+        let want = self.wal_sync.committed.load(Ordering::Acquire);
+        let mut synced = self.wal_sync.synced.lock().await;
+        if *synced >= want {
+            return Ok(());
+        }
+        let upto = self.wal_sync.committed.load(Ordering::Acquire);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        let shown = wal.display().to_string();
+        tokio::task::spawn_blocking(move || match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_data(),
+            // No WAL: everything was checkpointed into the database, which was synced.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        })
+        .await
+        .map_err(|e| StoreError::Io {
+            what: format!("syncing {shown}"),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .map_err(|source| StoreError::Io {
+            what: format!("syncing {shown}"),
+            source,
+        })?;
+        *synced = upto;
+        Ok(())
+    }
 }
 
 /// A case's analyst-set columns, tags and notes, as the case stage's upsert keeps them.
@@ -151,6 +211,8 @@ impl SqliteStore {
             path,
             checkpointer: None,
             base: base.synchronous(sync),
+            durability,
+            wal_sync: WalSync::default(),
         })
     }
 
