@@ -239,7 +239,13 @@ fn serve_runs_configured_rules_on_events_ingested_over_http() {
 }
 
 /// A Security event in the `Event.System` shape, for `POST /api/v1/ingest/windows`.
-fn security_event(event_id: u32, record: u64, second: u64, user: &str, ip: &str) -> serde_json::Value {
+fn security_event(
+    event_id: u32,
+    record: u64,
+    second: u64,
+    user: &str,
+    ip: &str,
+) -> serde_json::Value {
     serde_json::json!({"Event": {"System": {
         "Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing"}},
         "EventID": event_id, "Channel": "Security", "Computer": "dc-1.corp.example",
@@ -287,8 +293,10 @@ fn serve_correlates_a_password_spray_over_http_into_a_case_and_after_kill9() {
         .map(|i| security_event(4625, 100 + i, i * 3, &format!("user{i}"), "192.0.2.44"))
         .collect();
     failures.push(security_event(4625, 200, 50, "user0", "198.51.100.7"));
-    let mut requests: Vec<Vec<serde_json::Value>> =
-        failures.chunks(5).map(|c| c.iter().rev().cloned().collect()).collect();
+    let mut requests: Vec<Vec<serde_json::Value>> = failures
+        .chunks(5)
+        .map(|c| c.iter().rev().cloned().collect())
+        .collect();
     requests.reverse();
     for body in &requests {
         let (code, v) = srv.post("/api/v1/ingest/windows", Some(&t), &common::ndjson(body));
@@ -307,7 +315,11 @@ fn serve_correlates_a_password_spray_over_http_into_a_case_and_after_kill9() {
         "{spray}"
     );
     assert!(
-        spray["techniques"].as_array().unwrap().iter().any(|t| t == "T1110.003"),
+        spray["techniques"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "T1110.003"),
         "{spray}"
     );
     // In time order, the tenth distinct account (user9, at 10:00:27) completes the window.
@@ -331,7 +343,11 @@ fn serve_correlates_a_password_spray_over_http_into_a_case_and_after_kill9() {
             .cloned()
     });
     // A retried request is recognised: not fed again, nothing fires again.
-    let (code, v) = srv.post("/api/v1/ingest/windows", Some(&t), &common::ndjson(&requests[1]));
+    let (code, v) = srv.post(
+        "/api/v1/ingest/windows",
+        Some(&t),
+        &common::ndjson(&requests[1]),
+    );
     assert_eq!(code, 200, "{v}");
     let stats = common::wait("the retry counted as duplicates", || {
         let (_, v) = srv.get("/api/v1/stats", Some(&t));
@@ -351,12 +367,18 @@ fn serve_correlates_a_password_spray_over_http_into_a_case_and_after_kill9() {
     let (code, v) = srv.post(
         "/api/v1/ingest/windows",
         Some(&t),
-        security_event(4624, 300, 60, "user3", "192.0.2.44").to_string().as_bytes(),
+        security_event(4624, 300, 60, "user3", "192.0.2.44")
+            .to_string()
+            .as_bytes(),
     );
     assert_eq!(code, 200, "{v}");
     let both = wait_for_alerts(&srv, SPRAY_THEN_SUCCESS, 1).remove(0);
     assert_eq!(both["severity"]["label"], "critical", "{both}");
-    assert_eq!(sigma_alerts(&srv, SPRAY).len(), 1, "the rebuild fired no second spray");
+    assert_eq!(
+        sigma_alerts(&srv, SPRAY).len(),
+        1,
+        "the rebuild fired no second spray"
+    );
 }
 
 const EVE_RULE: &str = "title: Eve Fails\nname: eve_fails\nid: 22222222-0000-0000-0000-000000000002\nlogsource: {product: windows, service: security}\ndetection:\n  sel: {EventID: 4625, TargetUserName: eve}\n  condition: sel\nlevel: high\n---\ntitle: Eve Fails Twice\nid: 22222222-0000-0000-0000-000000000003\ncorrelation:\n  type: event_count\n  rules: [eve_fails]\n  group-by: [IpAddress]\n  timespan: 10m\n  generate: true\n  condition: {gte: 2}\nlevel: critical\n";
@@ -385,7 +407,9 @@ fn rules_reload_without_a_restart_and_an_unreadable_folder_keeps_the_old_ones() 
         let (code, v) = srv.post(
             "/api/v1/ingest/windows",
             Some(&t),
-            security_event(4625, record, record, "eve", "203.0.113.9").to_string().as_bytes(),
+            security_event(4625, record, record, "eve", "203.0.113.9")
+                .to_string()
+                .as_bytes(),
         );
         assert_eq!(code, 200, "{v}");
     };
@@ -404,17 +428,34 @@ fn rules_reload_without_a_restart_and_an_unreadable_folder_keeps_the_old_ones() 
     let (code, v) = srv.post("/api/v1/admin/reload", Some(&t), b"");
     assert_eq!(code, 200, "{v}");
     let rules = &v["reloaded"]["rules"];
-    assert_eq!(rules["files"], 6, "three files of ours and three shipped: {v}");
+    assert_eq!(
+        rules["files"], 6,
+        "three files of ours and three shipped: {v}"
+    );
     assert_eq!(rules["refused"], 1, "{v}");
     assert!(
-        rules["refusals"][0]["file"].as_str().unwrap().ends_with("broken.yml"),
+        rules["refusals"][0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("broken.yml"),
         "{v}"
     );
-    assert!(!rules["refusals"][0]["reason"].as_str().unwrap().is_empty(), "{v}");
+    assert!(
+        !rules["refusals"][0]["reason"].as_str().unwrap().is_empty(),
+        "{v}"
+    );
 
     eve_fails();
-    assert_eq!(sigma_alerts(&srv, "Eve Fails").len(), 1, "the new rule fires at once");
-    assert_eq!(sigma_alerts(&srv, "Good").len(), 2, "the old rule still does");
+    assert_eq!(
+        sigma_alerts(&srv, "Eve Fails").len(),
+        1,
+        "the new rule fires at once"
+    );
+    assert_eq!(
+        sigma_alerts(&srv, "Good").len(),
+        2,
+        "the old rule still does"
+    );
     // The new correlation counts what is fed from the reload on: the failure fed before it
     // is not in its window, so it takes a third failure to make two.
     std::thread::sleep(std::time::Duration::from_secs(3));
@@ -432,7 +473,11 @@ fn rules_reload_without_a_restart_and_an_unreadable_folder_keeps_the_old_ones() 
     assert!(msg.contains("nothing was reloaded"), "{msg}");
     eve_fails();
     assert_eq!(sigma_alerts(&srv, "Eve Fails").len(), 3);
-    assert_eq!(sigma_alerts(&srv, "Good").len(), 4, "rules/ is still loaded");
+    assert_eq!(
+        sigma_alerts(&srv, "Good").len(),
+        4,
+        "rules/ is still loaded"
+    );
     let (_, audit) = srv.get("/api/v1/audit?limit=1000", Some(&t));
     let reloads: Vec<&serde_json::Value> = audit["items"]
         .as_array()

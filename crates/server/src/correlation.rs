@@ -148,7 +148,9 @@ impl LiveCorrelation {
         }
         self.queued.fetch_add(events.len(), Ordering::AcqRel);
         if self.tx.send(events).is_err() {
-            tracing::error!("the correlation task has stopped; events are stored but not correlated");
+            tracing::error!(
+                "the correlation task has stopped; events are stored but not correlated"
+            );
         }
     }
 
@@ -346,7 +348,9 @@ impl<S: Store> CorrelationTask<S> {
                     tracing::warn!(refusal = %r, "correlation rule not loaded");
                 }
                 if carried == Some(false) {
-                    tracing::warn!("the correlation windows could not be carried over the reload; they start empty");
+                    tracing::warn!(
+                        "the correlation windows could not be carried over the reload; they start empty"
+                    );
                 }
                 self.correlator = Some(Box::new(new));
             }
