@@ -104,6 +104,31 @@ impl Correlator {
         self.engine.correlation_rule_count() == 0
     }
 
+    /// The rule set this correlator reads (its correlations and their base rules).
+    pub fn detector(&self) -> &Arc<Detector> {
+        &self.detector
+    }
+
+    /// The longest `timespan` of the loaded correlations, in seconds (0 without any): how far
+    /// back in event time a window can reach, so how much of the stream rebuilds the state.
+    pub fn max_timespan_secs(&self) -> u64 {
+        self.detector
+            .correlations()
+            .iter()
+            .map(|(_, c)| c.timespan.seconds)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Takes over the open windows of `old` (a correlator over the rule set a reload
+    /// replaced): a correlation with the same id (else name, else title) keeps its groups'
+    /// windows; a new one starts empty; a removed one's windows are dropped. `false` when the
+    /// state could not be carried (the engine refused its own snapshot's version): every
+    /// window then starts empty.
+    pub fn carry_over_from(&mut self, old: &Correlator) -> bool {
+        self.engine.import_state(old.engine.export_state())
+    }
+
     /// Feeds one event (events must come in time order); returns the correlations it fires,
     /// as alerts.
     pub fn process(&mut self, event: &Event) -> Vec<Alert> {

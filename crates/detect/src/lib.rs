@@ -7,7 +7,8 @@
 //! as Security 4688's `NewProcessName` → Sigma's `Image`), the Sigma view of an event
 //! ([`view`]), routing each event to only the rules whose logsource covers it and evaluating
 //! them ([`detector`], on `rsigma-eval`'s engine, compiled lazily per logsource), and the
-//! alert a match becomes ([`alert`]).
+//! alert a match becomes ([`alert`]), Sigma correlations over a time-ordered stream
+//! ([`correlate`]), and the rule set a server swaps on reload ([`shared`]).
 //!
 //! It deliberately does no I/O: callers read rule files and hand over their texts, and feed
 //! decoded events. Parsing and evaluation are `rsigma-parser`/`rsigma-eval`'s.
@@ -17,12 +18,14 @@ pub mod correlate;
 pub mod detector;
 pub mod mapping;
 pub mod rules;
+pub mod shared;
 pub mod view;
 
 pub use correlate::Correlator;
 pub use detector::{Detector, LoadOptions, RuleStats};
 pub use mapping::Mapping;
 pub use rules::{Refusal, RuleText};
+pub use shared::SharedDetector;
 
 /// The one error type of this crate.
 #[derive(Debug, thiserror::Error)]

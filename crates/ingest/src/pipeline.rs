@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use riposte_deception::{Registry, SharedRegistry};
-use riposte_detect::Detector;
+use riposte_detect::{Detector, SharedDetector};
 
 /// Parses, decodes, canonicalises and identifies records. Pure CPU work, no I/O: callers run
 /// it on blocking threads and hand the result to the store.
@@ -21,8 +21,9 @@ pub struct Pipeline {
     /// Hand decoded alerts (without their original payload) to the caller too, for the case
     /// stage.
     keep_alerts: bool,
-    /// Sigma rules: every decoded event they match is followed by a `sigma` alert.
-    detector: Option<Arc<Detector>>,
+    /// Sigma rules: every decoded event they match is followed by a `sigma` alert. Shared,
+    /// so a reload reaches every clone of the pipeline; taken once per chunk.
+    detector: Arc<SharedDetector>,
     /// Hand the events Sigma correlations need to the caller (replay's correlation stage).
     keep_correlation_events: bool,
 }
@@ -66,7 +67,7 @@ impl Pipeline {
             canon,
             decoys: Arc::default(),
             keep_alerts: false,
-            detector: None,
+            detector: Arc::default(),
             keep_correlation_events: false,
         }
     }
@@ -79,10 +80,15 @@ impl Pipeline {
     /// Adds finished records to a decoding: serialised for the store and, when the pipeline
     /// keeps alerts, the alerts themselves.
     pub fn collect(&self, out: &mut Decoding, ds: Vec<Decoded>) {
+        self.collect_with(self.detector.current().as_deref(), out, ds)
+    }
+
+    /// [`Pipeline::collect`] with the rule set the records were detected with.
+    fn collect_with(&self, detector: Option<&Detector>, out: &mut Decoding, ds: Vec<Decoded>) {
         out.records
             .extend(ds.iter().map(StoredRecord::from_decoded));
         if self.keep_correlation_events
-            && let Some(d) = &self.detector
+            && let Some(d) = detector
         {
             for x in &ds {
                 if let Decoded::Event(e) = x
@@ -130,14 +136,19 @@ impl Pipeline {
         self
     }
 
-    /// The Sigma rules this pipeline runs, if any.
-    pub fn detector(&self) -> Option<&Arc<Detector>> {
-        self.detector.as_ref()
+    /// The Sigma rules this pipeline runs now, if any.
+    pub fn detector(&self) -> Option<Arc<Detector>> {
+        self.detector.current()
+    }
+
+    /// The rule set in use; [`SharedDetector::replace`] on it reloads the rules.
+    pub fn detectors(&self) -> &Arc<SharedDetector> {
+        &self.detector
     }
 
     /// Runs these Sigma rules over every decoded event.
     pub fn with_detector(mut self, detector: Arc<Detector>) -> Pipeline {
-        self.detector = Some(detector);
+        self.detector = Arc::new(SharedDetector::new(Some(detector)));
         self
     }
 
@@ -157,12 +168,19 @@ impl Pipeline {
         input: Input<'_>,
         origin: &Origin,
     ) -> Result<Vec<Decoded>, (DecodeError, Vec<u8>)> {
-        self.decode_with(&self.decoys.current(), decoder, input, origin)
+        self.decode_with(
+            &self.decoys.current(),
+            self.detector.current().as_deref(),
+            decoder,
+            input,
+            origin,
+        )
     }
 
     fn decode_with(
         &self,
         decoys: &Registry,
+        detector: Option<&Detector>,
         decoder: &dyn Decoder,
         input: Input<'_>,
         origin: &Origin,
@@ -194,7 +212,7 @@ impl Pipeline {
                         let alert = Decoded::Alert(hit.to_alert(d));
                         hits.push(self.finish(alert, origin.clone()));
                     }
-                    if let (Some(detector), Decoded::Event(e)) = (&self.detector, d) {
+                    if let (Some(detector), Decoded::Event(e)) = (detector, d) {
                         for a in detector.detect(e) {
                             hits.push(self.finish(Decoded::Alert(a), origin.clone()));
                         }
@@ -224,13 +242,15 @@ impl Pipeline {
         index: impl Fn(u64) -> u64,
     ) -> Decoding {
         let mut out = Decoding::default();
+        // One registry and one rule set for the whole chunk, whatever a reload does meanwhile.
         let decoys = self.decoys.current();
+        let detector = self.detector.current();
         for (i, input) in inputs.into_iter().enumerate() {
             let i = i as u64;
             out.received += 1;
             let o = origin(i);
-            match self.decode_with(&decoys, decoder, input, &o) {
-                Ok(ds) => self.collect(&mut out, ds),
+            match self.decode_with(&decoys, detector.as_deref(), decoder, input, &o) {
+                Ok(ds) => self.collect_with(detector.as_deref(), &mut out, ds),
                 Err((e, raw)) => out.rejects.push(NewDeadLetter {
                     decoder: decoder.name().to_string(),
                     index: index(i),

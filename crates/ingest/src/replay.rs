@@ -321,7 +321,7 @@ async fn correlate<S: Store>(
     }
     events.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
     events.dedup_by(|a, b| a.id == b.id);
-    let mut correlator = riposte_detect::Correlator::new(detector.clone());
+    let mut correlator = riposte_detect::Correlator::new(detector);
     let mut decoding = Decoding::default();
     for e in &events {
         let origin = e.origin.clone().unwrap_or(Origin::Replay {

@@ -9,9 +9,10 @@
 //! enrichment: ./enrichment.yaml          # intel feeds, assets, identities (riposte_enrich)
 //! cases: { max_gap: 1h, max_span: 24h }  # case formation (riposte_correlate::CaseConfig)
 //! scoring: { thresholds: { high: 70, medium: 40 } }   # riposte_score::ScoringConfig
-//! detection:                             # Sigma rules over every decoded event
-//!   rules: [./sigma/rules, ./my-rules]
+//! detection:                             # Sigma rules and correlations over every decoded event
+//!   rules: [./sigma/rules, ./my-rules]   # files or folders; reloaded with decoys and enrichment
 //!   logsources: ./logsources.yaml        # extra logsource mapping (optional)
+//!   reorder_delay: 2s                    # serve: hold events this long to correlate in order
 //! respond:                               # the response engine (absent: none)
 //!   playbooks: ./playbooks               # *.yaml, one playbook each
 //!   connectors: ./connectors             # *.yaml, one connector each
@@ -27,6 +28,7 @@ use riposte_deception::Registry;
 use riposte_deception::SharedRegistry;
 use riposte_decode::Decoder;
 use riposte_decode::generic::Generic;
+use riposte_detect::{Detector, SharedDetector};
 use riposte_domain::{Canonicaliser, CanonicaliserConfig};
 use riposte_enrich::{EnrichmentSet, SharedEnrichment};
 use riposte_ingest::replay::CaseSetup;
@@ -69,7 +71,19 @@ pub struct DetectionConfig {
     /// An extra logsource mapping (YAML); its entries win over the shipped ones.
     #[serde(default)]
     pub logsources: Option<PathBuf>,
+    /// `riposte serve`: how long live correlation holds each event after it arrives so that
+    /// events from concurrent senders are correlated in event-time order (the correlation
+    /// alerts come that much later). Read at start-up.
+    #[serde(default = "default_reorder_delay")]
+    pub reorder_delay: jiff::SignedDuration,
 }
+
+fn default_reorder_delay() -> jiff::SignedDuration {
+    jiff::SignedDuration::from_secs(2)
+}
+
+/// The longest reorder delay accepted: correlation alerts come this much later.
+const MAX_REORDER_DELAY: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
 
 /// `respond:` in the configuration file. Relative paths are from the configuration file.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -116,16 +130,42 @@ impl Config {
     pub fn pipeline(&self) -> Result<Pipeline> {
         let canon = self.canonicaliser();
         let mut p = Pipeline::new(canon.clone()).with_decoys(self.decoy_registry(&canon)?);
-        if let Some(d) = &self.detection {
-            let rules: Vec<PathBuf> = d.rules.iter().map(|r| self.base.join(r)).collect();
-            let logsources = d.logsources.as_ref().map(|l| self.base.join(l));
-            // Compiled now, so a server reports every refusal at start-up.
-            let detector = crate::rules::load(&rules, logsources.as_deref(), false, true)?;
+        if let Some(detector) = self.detector()? {
             crate::rules::report_loaded(&detector);
             crate::rules::report_refusals(&detector);
             p = p.with_detector(Arc::new(detector));
         }
         Ok(p)
+    }
+
+    /// Live correlation's reorder delay (`detection.reorder_delay`); a value outside 0–10 min
+    /// is an error naming the key.
+    pub fn correlation_hold(&self) -> Result<std::time::Duration> {
+        let d = self
+            .detection
+            .as_ref()
+            .map_or_else(default_reorder_delay, |d| d.reorder_delay);
+        if d.is_negative() || d > MAX_REORDER_DELAY {
+            bail!("detection.reorder_delay: must be between 0s and 10m, not {d:#}");
+        }
+        Ok(d.unsigned_abs())
+    }
+
+    /// The `detection:` rules (with riposte's shipped correlations), compiled now so every
+    /// refusal is known; `None` without `detection:`. A rule that does not load is a refusal
+    /// in the detector, not an error; a rules path that cannot be read is an error.
+    pub fn detector(&self) -> Result<Option<Detector>> {
+        let Some(d) = &self.detection else {
+            return Ok(None);
+        };
+        let rules: Vec<PathBuf> = d.rules.iter().map(|r| self.base.join(r)).collect();
+        let logsources = d.logsources.as_ref().map(|l| self.base.join(l));
+        Ok(Some(crate::rules::load(
+            &rules,
+            logsources.as_deref(),
+            false,
+            true,
+        )?))
     }
 
     /// The decoy registry (empty when none is configured).
@@ -214,47 +254,80 @@ pub fn generic_decoder(set: &DecoderSet, mapping: Option<&str>) -> Result<Arc<dy
     Ok(set.resolve("generic", Some(m))?)
 }
 
-/// Reloads the decoy registry and the enrichment named by the configuration file (read
-/// again, so a changed path is followed). All or nothing: unless both load, both keep what
-/// they had. Entities keep the canonicaliser the server started with; other settings
-/// (`entities`, `cases`, `scoring`, `mappings`) need a restart.
+/// Reloads the decoy registry, the enrichment and the Sigma rules (`detection:`) named by
+/// the configuration file (read again, so a changed path is followed). All or nothing:
+/// unless all three load, all keep what they had. A rule file that does not load is a
+/// refusal listed in the answer, as at start-up, and the rest are used; a rules path that
+/// cannot be read refuses the reload. Entities keep the canonicaliser the server started
+/// with; other settings (`entities`, `cases`, `scoring`, `mappings`) need a restart.
+///
+/// The new rule set replaces the old one whole: a request being decoded keeps the set it
+/// started with, the next one takes the new; live correlation carries its open windows over
+/// (see `riposte_server::correlation`).
 pub struct Reloader {
     pub path: PathBuf,
     pub canon: Canonicaliser,
     pub decoys: Arc<SharedRegistry>,
     pub enrichment: Arc<SharedEnrichment>,
+    pub detector: Arc<SharedDetector>,
 }
 
 impl riposte_server::Reload for Reloader {
     fn reload(&self) -> std::result::Result<serde_json::Value, String> {
-        let load = || -> Result<(Registry, EnrichmentSet)> {
+        let load = || -> Result<(Registry, EnrichmentSet, Option<Detector>)> {
             let config = Config::load(Some(&self.path))?;
             Ok((
                 config.decoy_registry(&self.canon)?,
                 config.enrichment_set(&self.canon)?,
+                config.detector()?,
             ))
         };
         match load() {
-            Ok((registry, set)) => {
+            Ok((registry, set, detector)) => {
+                let rules = detector.as_ref().map(rules_summary);
                 let summary = serde_json::json!({
                     "decoys": registry.len(),
                     "indicators": set.intel().len(),
                     "feeds": set.intel().feeds().len(),
                     "assets": set.assets().len(),
                     "identities": set.identities().len(),
+                    "rules": rules,
                 });
+                if let Some(d) = &detector {
+                    for r in d.refusals() {
+                        tracing::warn!(refusal = %r, "rule not loaded");
+                    }
+                }
                 self.decoys.replace(registry);
                 self.enrichment.replace(set);
+                self.detector.replace(detector.map(Arc::new));
                 tracing::info!(%summary, "configuration reloaded");
                 Ok(summary)
             }
             Err(e) => {
                 let reason = format!(
-                    "{e:#}; nothing was reloaded, the previous decoys and enrichment stay in use"
+                    "{e:#}; nothing was reloaded, the previous decoys, enrichment and rules stay in use"
                 );
                 tracing::warn!(%reason, "reload refused");
                 Err(reason)
             }
         }
     }
+}
+
+/// Most refusals listed in a reload's answer (all are counted and logged).
+const MAX_LISTED_REFUSALS: usize = 100;
+
+/// What a reload loaded of the rules: counts, and each refused rule with its file and reason.
+fn rules_summary(d: &Detector) -> serde_json::Value {
+    let s = d.stats();
+    let refusals = d.refusals();
+    serde_json::json!({
+        "files": s.files,
+        "detection_rules": s.rules - s.failed_compile,
+        "correlations": s.correlations,
+        "refused": s.refused,
+        "unmapped": s.unmapped,
+        "refusals": refusals.iter().take(MAX_LISTED_REFUSALS).collect::<Vec<_>>(),
+    })
 }

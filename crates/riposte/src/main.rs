@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use riposte_enrich::SharedEnrichment;
 use riposte_ingest::replay::{self, ReplayOptions};
+use riposte_server::correlation::LiveCorrelation;
 use riposte_server::live::{CaseSettings, LiveCases};
 use riposte_server::{AppState, Limits, Role, SyslogConfig};
 use riposte_store::{AuditVerdict, Durability, SqliteStore, Store, StoreError};
@@ -59,8 +60,8 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
         /// Configuration file (YAML): entity folding, generic mappings, decoys, enrichment,
-        /// case formation and scoring. Decoys and enrichment reload on SIGHUP and
-        /// `POST /api/v1/admin/reload`.
+        /// Sigma rules, case formation and scoring. Decoys, enrichment and Sigma rules reload
+        /// on SIGHUP and `POST /api/v1/admin/reload`.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Do not form cases from the alerts received.
@@ -252,6 +253,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             }
             // Refused before anything starts: a bad playbook leaves nothing behind.
             let respond = respond_setup::load_configured(&config, &data.data_dir)?;
+            let correlation_hold = config.correlation_hold()?;
             let mut store = open_store(&data.data_dir, Durability::Full).await?;
             store.checkpoint_in_background().await?;
             let store = Arc::new(store);
@@ -261,7 +263,14 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 ..Limits::default()
             };
             let canon = config.canonicaliser();
-            let pipeline = Arc::new(config.pipeline()?.keeping_alerts(!no_cases));
+            // The events Sigma correlations need go to live correlation (kept only while a
+            // rule set with correlations is loaded, which a reload can change).
+            let pipeline = Arc::new(
+                config
+                    .pipeline()?
+                    .keeping_alerts(!no_cases)
+                    .keeping_correlation_events(true),
+            );
             let enrichment = Arc::new(SharedEnrichment::new(config.enrichment_set(&canon)?));
             let mut state =
                 AppState::new(store.clone(), pipeline.clone(), config.decoders()?, limits);
@@ -290,9 +299,13 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                     canon,
                     decoys: pipeline.decoys().clone(),
                     enrichment,
+                    detector: pipeline.detectors().clone(),
                 }));
             }
+            let (correlation, inbox) = LiveCorrelation::channel();
+            state.correlation = Some(correlation);
             let state = Arc::new(state);
+            let correlation_task = inbox.start(&state, correlation_hold);
             reload_on_sighup(state.clone());
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -320,6 +333,16 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             so.flush()?;
             tracing::info!(%local, data_dir = %data.data_dir.display(), "riposte serving");
             riposte_server::serve_http(state.clone(), listener, shutdown_signal()).await?;
+            // Correlate what is held (its alerts go to the case task), then write the cases.
+            if let Some(c) = &state.correlation {
+                c.stop();
+                if tokio::time::timeout(std::time::Duration::from_secs(10), correlation_task)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("the correlation task did not finish in 10 s");
+                }
+            }
             // Write what the case task has before leaving (a crash loses nothing either: the
             // cases are rebuilt from the stored alerts at the next start).
             if let (Some(live), Some(task)) = (&state.cases, case_task) {
@@ -597,7 +620,7 @@ async fn first_admin_token(store: &SqliteStore, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// SIGHUP reloads decoys and enrichment, as `POST /api/v1/admin/reload` does (audited).
+/// SIGHUP reloads decoys, enrichment and Sigma rules, as `POST /api/v1/admin/reload` does (audited).
 fn reload_on_sighup<S: Store>(state: Arc<AppState<S>>) {
     #[cfg(unix)]
     tokio::spawn(async move {

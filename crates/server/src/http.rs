@@ -187,6 +187,7 @@ async fn ingest<S: Store>(
     let received = decoded.received;
     let stored = decoded.records.len();
     let alerts = decoded.alerts;
+    let correlation_events = decoded.correlation_events;
     let outcome = state
         .store
         .ingest(IngestBatch {
@@ -202,6 +203,7 @@ async fn ingest<S: Store>(
         .await
         .map_err(internal)?;
     state.place_alerts(alerts, &outcome.new_alerts).await;
+    state.correlate_events(correlation_events).await;
     let rejected: Vec<Value> = rejected
         .into_iter()
         .zip(outcome.dead_letter_ids.iter())
@@ -226,7 +228,7 @@ async fn ingest<S: Store>(
     Ok((status, Json(answer)).into_response())
 }
 
-/// Reloads decoys and enrichment without a restart; a part that fails keeps its old set and
+/// Reloads decoys, enrichment and Sigma rules without a restart; a part that fails keeps its old set and
 /// the answer (422) says which file, line and why.
 async fn reload<S: Store>(
     State(state): State<Arc<AppState<S>>>,
@@ -469,6 +471,7 @@ async fn stats<S: Store>(
         "alerts": alerts,
         "events": events,
         "syslog": state.syslog.snapshot(),
+        "correlation": state.correlation.as_ref().map(|c| c.stats().snapshot()),
     }))
     .into_response())
 }

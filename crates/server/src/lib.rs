@@ -1,12 +1,15 @@
 //! riposte's online face: the HTTP API under `/api/v1` (bearer tokens, roles), the syslog
-//! listeners, and the feeds of the response engine (case changes, new alerts, ticks). Handlers parse requests, call the ingest pipeline and the store, and shape
-//! answers; they hold no business logic of their own.
+//! listeners, live case formation ([`live`]) and live Sigma correlation ([`correlation`]), and
+//! the feeds of the response engine (case changes, new alerts, ticks). Handlers parse
+//! requests, call the ingest pipeline and the store, and shape answers; they hold no business
+//! logic of their own.
 //!
 //! Invariant: an ingest request is answered only after its records, dead letters and audit
 //! record are committed ([`riposte_store::Store::ingest`] returns after the commit).
 
 pub mod auth;
 mod cases;
+pub mod correlation;
 mod http;
 pub mod live;
 pub mod respond;
@@ -54,6 +57,8 @@ pub struct AppState<S: Store> {
     pub syslog: Arc<SyslogStats>,
     /// Live case formation; `None` when cases are off.
     pub cases: Option<live::LiveCases>,
+    /// Live Sigma correlation; `None` when not started.
+    pub correlation: Option<correlation::LiveCorrelation>,
     /// Reloads decoys and enrichment (`POST /api/v1/admin/reload`, SIGHUP).
     pub reload: Option<Arc<dyn Reload>>,
     /// The response engine; `None` when the configuration has no `respond:`.
@@ -81,6 +86,7 @@ impl<S: Store> AppState<S> {
             limits,
             syslog: Arc::new(SyslogStats::default()),
             cases: None,
+            correlation: None,
             reload: None,
             respond: None,
         }
@@ -94,6 +100,13 @@ impl<S: Store> AppState<S> {
         }
         if let Some(c) = &self.cases {
             c.place(live::stored_now(alerts, new_ids)).await;
+        }
+    }
+
+    /// Hands the events a commit stored, those Sigma correlations need, to live correlation.
+    pub async fn correlate_events(&self, events: Vec<riposte_domain::Event>) {
+        if let Some(c) = &self.correlation {
+            c.feed(events).await;
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use riposte_decode::{DecodeError, syslog};
 use riposte_domain::{Origin, Timestamp};
 use riposte_ingest::{Decoding, Input, new_batch_id};
-use riposte_store::{IngestBatch, NewDeadLetter, Store, StoredRecord};
+use riposte_store::{IngestBatch, NewDeadLetter, Store};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, UdpSocket};
@@ -385,6 +385,7 @@ async fn batcher<S: Store>(
         };
         let refused = decoding.rejects.len() as u64;
         let mut alerts = decoding.alerts;
+        let mut correlation_events = decoding.correlation_events;
         let batch = IngestBatch {
             batch_id: new_batch_id(),
             actor: "syslog".into(),
@@ -408,6 +409,9 @@ async fn batcher<S: Store>(
                     state.syslog.refused.fetch_add(refused, Ordering::Relaxed);
                     state
                         .place_alerts(std::mem::take(&mut alerts), &o.new_alerts)
+                        .await;
+                    state
+                        .correlate_events(std::mem::take(&mut correlation_events))
                         .await;
                     break;
                 }
@@ -455,9 +459,8 @@ fn decode_messages(
             )),
         };
         match res {
-            Ok(ds) => out
-                .records
-                .extend(ds.iter().map(StoredRecord::from_decoded)),
+            // Through `collect`, so the alerts reach cases and the events correlation.
+            Ok(ds) => p.collect(&mut out, ds),
             Err((e, decoder)) => out.rejects.push(NewDeadLetter {
                 decoder: decoder.to_string(),
                 index: i as u64,

@@ -251,6 +251,14 @@ pub trait Store: Send + Sync + 'static {
         cursor: Option<i64>,
         limit: u32,
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+    /// Events in storage order, newest first, received at or after `received_ms`, paged as
+    /// [`Store::alerts_received_since`] (rebuilding live correlation windows after a restart).
+    fn events_received_since(
+        &self,
+        received_ms: i64,
+        cursor: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
     /// How many alerts and events are stored.
     fn counts(&self) -> impl Future<Output = Result<(u64, u64), StoreError>> + Send;
 

@@ -545,29 +545,16 @@ impl Store for SqliteStore {
         cursor: Option<i64>,
         limit: u32,
     ) -> Result<Page, StoreError> {
-        let limit = limit.clamp(1, 10_000) as usize;
-        let rows = sqlx::query(
-            "SELECT rowid, received_ms, doc FROM alerts WHERE rowid < ? ORDER BY rowid DESC LIMIT ?",
-        )
-        .bind(cursor.unwrap_or(i64::MAX))
-        .bind(limit as i64)
-        .fetch_all(&self.readers)
-        .await?;
-        let mut page = Page::default();
-        for r in &rows {
-            let received: i64 = r.try_get(1)?;
-            if received < received_ms {
-                page.next_cursor = None;
-                return Ok(page);
-            }
-            let doc: Vec<u8> = r.try_get(2)?;
-            page.items.push(decompress_doc(&doc)?);
-            page.next_cursor = Some(r.try_get(0)?);
-        }
-        if rows.len() < limit {
-            page.next_cursor = None;
-        }
-        Ok(page)
+        received_since(&self.readers, "alerts", received_ms, cursor, limit).await
+    }
+
+    async fn events_received_since(
+        &self,
+        received_ms: i64,
+        cursor: Option<i64>,
+        limit: u32,
+    ) -> Result<Page, StoreError> {
+        received_since(&self.readers, "events", received_ms, cursor, limit).await
     }
 
     async fn alert(&self, id: &str) -> Result<Option<String>, StoreError> {
@@ -1054,6 +1041,41 @@ impl Store for SqliteStore {
 /// is not a SHA-256 anyone can produce on purpose), so verification reports the record.
 fn hash32(v: Vec<u8>) -> [u8; 32] {
     v.try_into().unwrap_or([0xff; 32])
+}
+
+/// Records of `table` received at or after `received_ms`, newest first by rowid: the walk
+/// stops at the first older row, so it costs what it returns (no index on `received_ms`).
+async fn received_since(
+    pool: &SqlitePool,
+    table: &'static str,
+    received_ms: i64,
+    cursor: Option<i64>,
+    limit: u32,
+) -> Result<Page, StoreError> {
+    let limit = limit.clamp(1, 10_000) as usize;
+    let sql = format!(
+        "SELECT rowid, received_ms, doc FROM {table} WHERE rowid < ? ORDER BY rowid DESC LIMIT ?"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(cursor.unwrap_or(i64::MAX))
+        .bind(limit as i64)
+        .fetch_all(pool)
+        .await?;
+    let mut page = Page::default();
+    for r in &rows {
+        let received: i64 = r.try_get(1)?;
+        if received < received_ms {
+            page.next_cursor = None;
+            return Ok(page);
+        }
+        let doc: Vec<u8> = r.try_get(2)?;
+        page.items.push(decompress_doc(&doc)?);
+        page.next_cursor = Some(r.try_get(0)?);
+    }
+    if rows.len() < limit {
+        page.next_cursor = None;
+    }
+    Ok(page)
 }
 
 async fn list(pool: &SqlitePool, table: &str, q: &ListQuery) -> Result<Page, StoreError> {

@@ -371,3 +371,72 @@ async fn cases_are_listed_by_risk_filtered_changed_and_audited() {
         AuditVerdict::Intact { records: 3, .. }
     ));
 }
+
+fn event(n: u64) -> StoredRecord {
+    let mut e = riposte_domain::Event {
+        id: String::new(),
+        decoder: "windows".into(),
+        product: "Windows".into(),
+        source_id: None,
+        time: Timestamp::from_second(1_700_000_000 + n as i64).unwrap(),
+        time_original: "t".into(),
+        action: "4625".into(),
+        outcome: None,
+        entities: vec![],
+        original: json!({ "n": n }),
+        origin: None,
+    };
+    e.id = id::record_id(
+        "windows",
+        riposte_domain::RecordKind::Event,
+        e.time,
+        None,
+        &e.original,
+    );
+    StoredRecord::from_decoded(&Decoded::Event(e))
+}
+
+/// The look-backs that rebuild live state after a restart: alerts and events received at or
+/// after a time, newest first, paged, stopping at the first older record; a duplicate keeps
+/// the time it was first received.
+#[tokio::test]
+async fn records_received_since_a_time_are_paged_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path()).await;
+    let mut old = batch(vec![alert(1), event(1), event(2)], vec![]);
+    old.received_at = Timestamp::from_second(1_700_000_000).unwrap();
+    s.ingest(old).await.unwrap();
+    s.ingest(batch(
+        vec![alert(2), alert(3), event(3), event(4), event(5), event(1)],
+        vec![],
+    ))
+    .await
+    .unwrap();
+    let since = Timestamp::now().as_millisecond() - 60_000;
+    let walk = |events: bool| {
+        let s = &s;
+        async move {
+            let mut docs = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = if events {
+                    s.events_received_since(since, cursor, 2).await.unwrap()
+                } else {
+                    s.alerts_received_since(since, cursor, 2).await.unwrap()
+                };
+                assert!(page.items.len() <= 2);
+                docs.extend(page.items.into_iter().map(|d| {
+                    serde_json::from_str::<serde_json::Value>(&d).unwrap()["original"]["n"]
+                        .as_u64()
+                        .unwrap()
+                }));
+                cursor = page.next_cursor;
+                if cursor.is_none() {
+                    return docs;
+                }
+            }
+        }
+    };
+    assert_eq!(walk(true).await, vec![5, 4, 3]);
+    assert_eq!(walk(false).await, vec![3, 2]);
+}
