@@ -78,51 +78,131 @@ async fn docs<T: DeserializeOwned>(
         .collect()
 }
 
-impl SqliteStore {
-    /// Runs a write transaction: `f` returns whether to commit (`false` rolls back).
-    async fn write_tx<F>(&self, f: F) -> Result<bool, RespondError>
-    where
-        F: for<'c> FnOnce(
+/// One write of the response stage, waiting to be committed with others: `true` when it
+/// changed something (committed), `false` when it did not apply (rolled back).
+pub(crate) type ResponseWrite = Box<
+    dyn for<'c> FnOnce(
             &'c mut SqliteConnection,
         ) -> std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<bool, RespondError>> + Send + 'c>,
-        >,
+        > + Send,
+>;
+
+/// Writes waiting for the next group commit, each with where its result goes.
+#[derive(Default)]
+pub(crate) struct WriteQueue(
+    std::sync::Mutex<
+        Vec<(
+            ResponseWrite,
+            tokio::sync::oneshot::Sender<Result<bool, RespondError>>,
+        )>,
+    >,
+);
+
+impl SqliteStore {
+    /// Runs one write of the response stage in a group commit: every write queued while the
+    /// writer is busy goes into the next transaction, each in its own savepoint (a write that
+    /// does not apply, or fails, is rolled back alone), with one commit for all. Commits are
+    /// made without a sync of their own (they survive a crash of the process when this
+    /// returns); `flush` syncs them. Many concurrent runs thus cost one commit, not one each.
+    async fn write_tx<F>(&self, f: F) -> Result<bool, RespondError>
+    where
+        F: for<'c> FnOnce(
+                &'c mut SqliteConnection,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<bool, RespondError>> + Send + 'c>,
+            > + Send
+            + 'static,
     {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.queue
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((Box::new(f), tx));
         let mut w = self.writer.lock().await;
-        // Committed without a sync of its own (it survives a crash of the process when this
-        // returns); `flush` syncs many of them at once. See `RunStore::flush`.
-        let full = self.durability == Durability::Full;
-        if full {
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&mut w.conn)
-                .await
-                .map_err(err)?;
+        // A batch taken by the writer before us may have held ours.
+        if let Ok(r) = rx.try_recv() {
+            return r;
         }
-        let result = async {
-            let mut tx = w.conn.begin_with(BEGIN).await.map_err(err)?;
-            let keep = f(&mut tx).await?;
-            if keep {
-                tx.commit().await.map_err(err)?;
-            } else {
-                tx.rollback().await.map_err(err)?;
+        let batch = std::mem::take(&mut *self.queue.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let results = self.commit_batch(&mut w.conn, batch).await;
+        drop(w);
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => results.and(Err(RespondError::Store(
+                "a queued write was lost before its commit".into(),
+            ))),
+        }
+    }
+
+    async fn commit_batch(
+        &self,
+        conn: &mut SqliteConnection,
+        batch: Vec<(
+            ResponseWrite,
+            tokio::sync::oneshot::Sender<Result<bool, RespondError>>,
+        )>,
+    ) -> Result<(), RespondError> {
+        let full = self.durability == Durability::Full;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let committed = async {
+            if full {
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(err)?;
             }
-            Ok(keep)
+            let mut tx = conn.begin_with(BEGIN).await.map_err(err)?;
+            for (write, reply) in batch {
+                sqlx::query("SAVEPOINT w")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                let r = write(&mut tx).await;
+                let undo = if matches!(r, Ok(true)) {
+                    "RELEASE w"
+                } else {
+                    "ROLLBACK TO w; RELEASE w"
+                };
+                sqlx::query(undo).execute(&mut *tx).await.map_err(err)?;
+                outcomes.push((r, reply));
+            }
+            tx.commit().await.map_err(err)
         }
         .await;
-        if full {
-            // Every other writer's commits stay synced each; a failure to restore that must
-            // not pass silently.
+        let restored = if full {
+            // Every other writer's commits stay synced each.
             sqlx::query("PRAGMA synchronous = FULL")
-                .execute(&mut w.conn)
+                .execute(&mut *conn)
                 .await
-                .map_err(err)?;
+                .map(|_| ())
+                .map_err(err)
+        } else {
+            Ok(())
+        };
+        match &committed {
+            Ok(()) => {
+                let n = outcomes
+                    .iter()
+                    .filter(|(r, _)| matches!(r, Ok(true)))
+                    .count();
+                self.wal_sync
+                    .committed
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::AcqRel);
+                for (r, reply) in outcomes {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                for (_, reply) in outcomes {
+                    let _ = reply.send(Err(RespondError::Store(format!(
+                        "the group commit failed: {e}"
+                    ))));
+                }
+            }
         }
-        if result.as_ref().is_ok_and(|k| *k) {
-            self.wal_sync
-                .committed
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        }
-        result
+        committed.and(restored)
     }
 }
 
@@ -587,5 +667,42 @@ mod tests {
         s.flush().await.unwrap();
         assert_eq!(s.wal_sync.synced().await, 0);
         assert_eq!(synchronous(&s).await, 1, "NORMAL");
+    }
+
+    /// Concurrent writes share commits; each is applied or refused on its own, and the audit
+    /// chain stays whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_are_committed_together_each_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(
+            SqliteStore::open(dir.path(), Durability::Full)
+                .await
+                .unwrap(),
+        );
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let s = s.clone();
+            // Every id twice: one insert applies, the other is refused.
+            set.spawn(async move {
+                (
+                    i % 100,
+                    s.insert_run(&run(&format!("r{}", i % 100)), entry()).await,
+                )
+            });
+        }
+        let mut applied = std::collections::BTreeMap::new();
+        while let Some(j) = set.join_next().await {
+            let (id, r) = j.unwrap();
+            *applied.entry(id).or_insert(0) += u32::from(r.unwrap());
+        }
+        assert_eq!(applied.len(), 100);
+        assert!(applied.values().all(|n| *n == 1), "{applied:?}");
+        assert_eq!(s.wal_sync.committed.load(Ordering::Acquire), 100);
+        s.flush().await.unwrap();
+        let verdict = crate::verify_audit(&*s).await.unwrap();
+        assert!(
+            matches!(verdict, crate::AuditVerdict::Intact { records: 100, .. }),
+            "{verdict:?}"
+        );
     }
 }

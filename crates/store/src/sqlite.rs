@@ -60,6 +60,7 @@ pub struct SqliteStore {
     base: SqliteConnectOptions,
     pub(crate) durability: Durability,
     pub(crate) wal_sync: WalSync,
+    pub(crate) queue: crate::runs::WriteQueue,
 }
 
 /// Group sync of the WAL for writes committed without one (the response stage's, see
@@ -213,6 +214,7 @@ impl SqliteStore {
             base: base.synchronous(sync),
             durability,
             wal_sync: WalSync::default(),
+            queue: Default::default(),
         })
     }
 
