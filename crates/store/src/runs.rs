@@ -88,16 +88,12 @@ pub(crate) type ResponseWrite = Box<
         > + Send,
 >;
 
+/// Where a queued write's result goes.
+type Reply = tokio::sync::oneshot::Sender<Result<bool, RespondError>>;
+
 /// Writes waiting for the next group commit, each with where its result goes.
 #[derive(Default)]
-pub(crate) struct WriteQueue(
-    std::sync::Mutex<
-        Vec<(
-            ResponseWrite,
-            tokio::sync::oneshot::Sender<Result<bool, RespondError>>,
-        )>,
-    >,
-);
+pub(crate) struct WriteQueue(std::sync::Mutex<Vec<(ResponseWrite, Reply)>>);
 
 impl SqliteStore {
     /// Runs one write of the response stage in a group commit: every write queued while the
@@ -139,10 +135,7 @@ impl SqliteStore {
     async fn commit_batch(
         &self,
         conn: &mut SqliteConnection,
-        batch: Vec<(
-            ResponseWrite,
-            tokio::sync::oneshot::Sender<Result<bool, RespondError>>,
-        )>,
+        batch: Vec<(ResponseWrite, Reply)>,
     ) -> Result<(), RespondError> {
         let full = self.durability == Durability::Full;
         let mut outcomes = Vec::with_capacity(batch.len());
