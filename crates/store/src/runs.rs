@@ -20,7 +20,7 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Row};
 
 use crate::Durability;
-use crate::sqlite::{BEGIN, append_audit, merge_annotations, now, read_head};
+use crate::sqlite::{BEGIN, append_audits, merge_annotations, now, read_head};
 use crate::{SqliteStore, StoreError, compress_doc, decompress_doc};
 
 fn err(e: impl Into<StoreError>) -> RespondError {
@@ -51,14 +51,6 @@ fn run_status(run: &Run) -> String {
         .unwrap_or_default()
 }
 
-async fn audit_in(conn: &mut SqliteConnection, a: AuditEntry) -> Result<(), RespondError> {
-    let head = read_head(conn).await.map_err(err)?;
-    append_audit(conn, head, &a.actor, &a.action, a.detail)
-        .await
-        .map_err(err)?;
-    Ok(())
-}
-
 async fn docs<T: DeserializeOwned>(
     store: &SqliteStore,
     what: &str,
@@ -78,13 +70,20 @@ async fn docs<T: DeserializeOwned>(
         .collect()
 }
 
-/// One write of the response stage, waiting to be committed with others: `true` when it
-/// changed something (committed), `false` when it did not apply (rolled back).
+/// What one write of the response stage did: nothing (it did not apply, and wrote
+/// nothing), or its change, with the audit record that goes with it.
+pub(crate) enum Wrote {
+    Nothing,
+    Applied(Option<AuditEntry>),
+}
+
+/// One write of the response stage, waiting to be committed with others. A write that
+/// returns [`Wrote::Nothing`] must have written nothing.
 pub(crate) type ResponseWrite = Box<
     dyn for<'c> FnOnce(
             &'c mut SqliteConnection,
         ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<bool, RespondError>> + Send + 'c>,
+            Box<dyn std::future::Future<Output = Result<Wrote, RespondError>> + Send + 'c>,
         > + Send,
 >;
 
@@ -97,16 +96,17 @@ pub(crate) struct WriteQueue(std::sync::Mutex<Vec<(ResponseWrite, Reply)>>);
 
 impl SqliteStore {
     /// Runs one write of the response stage in a group commit: every write queued while the
-    /// writer is busy goes into the next transaction, each in its own savepoint (a write that
-    /// does not apply, or fails, is rolled back alone), with one commit for all. Commits are
-    /// made without a sync of their own (they survive a crash of the process when this
+    /// writer is busy goes into the next transaction, their audit records are appended to
+    /// the chain together, in order, and one commit makes them all. A write that fails
+    /// fails its whole group (nothing of it is kept; each caller gets the error). Commits
+    /// are made without a sync of their own (they survive a crash of the process when this
     /// returns); `flush` syncs them. Many concurrent runs thus cost one commit, not one each.
     async fn write_tx<F>(&self, f: F) -> Result<bool, RespondError>
     where
         F: for<'c> FnOnce(
                 &'c mut SqliteConnection,
             ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<bool, RespondError>> + Send + 'c>,
+                Box<dyn std::future::Future<Output = Result<Wrote, RespondError>> + Send + 'c>,
             > + Send
             + 'static,
     {
@@ -117,29 +117,26 @@ impl SqliteStore {
             .unwrap_or_else(|p| p.into_inner())
             .push((Box::new(f), tx));
         let mut w = self.writer.lock().await;
-        // A batch taken by the writer before us may have held ours.
+        // A group the writer took before us may have held ours.
         if let Ok(r) = rx.try_recv() {
             return r;
         }
         let batch = std::mem::take(&mut *self.queue.0.lock().unwrap_or_else(|p| p.into_inner()));
-        let results = self.commit_batch(&mut w.conn, batch).await;
+        self.commit_batch(&mut w.conn, batch).await;
         drop(w);
-        match rx.await {
-            Ok(r) => r,
-            Err(_) => results.and(Err(RespondError::Store(
-                "a queued write was lost before its commit".into(),
-            ))),
-        }
+        rx.await.unwrap_or_else(|_| {
+            Err(RespondError::Store(
+                "a queued write was dropped before its commit".into(),
+            ))
+        })
     }
 
-    async fn commit_batch(
-        &self,
-        conn: &mut SqliteConnection,
-        batch: Vec<(ResponseWrite, Reply)>,
-    ) -> Result<(), RespondError> {
+    /// Commits `batch` as one transaction and answers each write.
+    async fn commit_batch(&self, conn: &mut SqliteConnection, batch: Vec<(ResponseWrite, Reply)>) {
         let full = self.durability == Durability::Full;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        let committed = async {
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut applied = Vec::with_capacity(batch.len());
+        let committed: Result<(), RespondError> = async {
             if full {
                 sqlx::query("PRAGMA synchronous = NORMAL")
                     .execute(&mut *conn)
@@ -147,19 +144,20 @@ impl SqliteStore {
                     .map_err(err)?;
             }
             let mut tx = conn.begin_with(BEGIN).await.map_err(err)?;
+            let mut audits = Vec::new();
             for (write, reply) in batch {
-                sqlx::query("SAVEPOINT w")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                let r = write(&mut tx).await;
-                let undo = if matches!(r, Ok(true)) {
-                    "RELEASE w"
-                } else {
-                    "ROLLBACK TO w; RELEASE w"
-                };
-                sqlx::query(undo).execute(&mut *tx).await.map_err(err)?;
-                outcomes.push((r, reply));
+                replies.push(reply);
+                match write(&mut tx).await? {
+                    Wrote::Nothing => applied.push(false),
+                    Wrote::Applied(a) => {
+                        applied.push(true);
+                        audits.extend(a);
+                    }
+                }
+            }
+            if !audits.is_empty() {
+                let head = read_head(&mut tx).await.map_err(err)?;
+                append_audits(&mut tx, head, audits).await.map_err(err)?;
             }
             tx.commit().await.map_err(err)
         }
@@ -174,28 +172,26 @@ impl SqliteStore {
         } else {
             Ok(())
         };
-        match &committed {
+        match committed.and(restored) {
             Ok(()) => {
-                let n = outcomes
-                    .iter()
-                    .filter(|(r, _)| matches!(r, Ok(true)))
-                    .count();
+                let n = applied.iter().filter(|a| **a).count();
                 self.wal_sync
                     .committed
                     .fetch_add(n as u64, std::sync::atomic::Ordering::AcqRel);
-                for (r, reply) in outcomes {
-                    let _ = reply.send(r);
+                for (reply, a) in replies.into_iter().zip(applied) {
+                    let _ = reply.send(Ok(a));
                 }
             }
             Err(e) => {
-                for (_, reply) in outcomes {
+                // Writes after the failing one were never run: their senders went with the
+                // batch, and their callers get the "dropped" error.
+                for reply in replies {
                     let _ = reply.send(Err(RespondError::Store(format!(
-                        "the group commit failed: {e}"
+                        "a group commit of response records failed: {e}"
                     ))));
                 }
             }
         }
-        committed.and(restored)
     }
 }
 
@@ -253,10 +249,9 @@ impl RunStore for SqliteStore {
                 .map_err(err)?
                 .rows_affected();
                 if n == 0 {
-                    return Ok(false);
+                    return Ok(Wrote::Nothing);
                 }
-                audit_in(c, audit).await?;
-                Ok(true)
+                Ok(Wrote::Applied(Some(audit)))
             })
         })
         .await
@@ -285,12 +280,9 @@ impl RunStore for SqliteStore {
                 .map_err(err)?
                 .rows_affected();
                 if n == 0 {
-                    return Ok(false);
+                    return Ok(Wrote::Nothing);
                 }
-                if let Some(a) = audit {
-                    audit_in(c, a).await?;
-                }
-                Ok(true)
+                Ok(Wrote::Applied(audit))
             })
         })
         .await
@@ -358,10 +350,9 @@ impl RunStore for SqliteStore {
                 .map_err(err)?
                 .rows_affected();
                 if n == 0 {
-                    return Ok(false);
+                    return Ok(Wrote::Nothing);
                 }
-                audit_in(c, audit).await?;
-                Ok(true)
+                Ok(Wrote::Applied(Some(audit)))
             })
         })
         .await
@@ -394,10 +385,9 @@ impl RunStore for SqliteStore {
                 .map_err(err)?
                 .rows_affected();
                 if n == 0 {
-                    return Ok(false);
+                    return Ok(Wrote::Nothing);
                 }
-                audit_in(c, audit).await?;
-                Ok(true)
+                Ok(Wrote::Applied(Some(audit)))
             })
         })
         .await
@@ -437,13 +427,8 @@ impl RunStore for SqliteStore {
     }
 
     async fn record(&self, audit: AuditEntry) -> Result<(), RespondError> {
-        self.write_tx(move |c| {
-            Box::pin(async move {
-                audit_in(c, audit).await?;
-                Ok(true)
-            })
-        })
-        .await?;
+        self.write_tx(move |_| Box::pin(async move { Ok(Wrote::Applied(Some(audit))) }))
+            .await?;
         Ok(())
     }
 
@@ -467,15 +452,14 @@ impl RunStore for SqliteStore {
                 .map_err(err)?
                 .rows_affected();
                 if n == 0 {
-                    return Ok(false);
+                    return Ok(Wrote::Nothing);
                 }
                 let found = change_case(c, &change).await?;
                 let mut audit = audit;
                 if !found && let Some(o) = audit.detail.as_object_mut() {
                     o.insert("case_missing".into(), json!(true));
                 }
-                audit_in(c, audit).await?;
-                Ok(true)
+                Ok(Wrote::Applied(Some(audit)))
             })
         })
         .await

@@ -317,6 +317,54 @@ pub(crate) async fn append_audit(
     Ok((seq, record.hash))
 }
 
+/// Seals and inserts audit records in order inside `tx` (multi-row inserts), then moves the
+/// head once; returns the new head.
+pub(crate) async fn append_audits(
+    conn: &mut SqliteConnection,
+    mut head: (u64, [u8; 32]),
+    entries: Vec<riposte_respond::run::AuditEntry>,
+) -> Result<(u64, [u8; 32]), StoreError> {
+    let at = now();
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in entries {
+        let seq = head.0 + 1;
+        let record = AuditRecord::seal(
+            &AuditBody {
+                seq,
+                at,
+                actor: e.actor,
+                action: e.action,
+                detail: e.detail,
+            },
+            head.1,
+        );
+        head = (seq, record.hash);
+        rows.push((seq, record));
+    }
+    for chunk in rows.chunks(CHUNK) {
+        let mut sql = String::from("INSERT INTO audit (seq, prev, hash, body) VALUES ");
+        push_params(&mut sql, chunk.len(), "(?, ?, ?, ?)");
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (seq, r) in chunk {
+            q = q
+                .bind(*seq as i64)
+                .bind(r.prev.to_vec())
+                .bind(r.hash.to_vec())
+                .bind(r.body.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    sqlx::query(
+        "INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?) \
+         ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    )
+    .bind(head.0 as i64)
+    .bind(head.1.to_vec())
+    .execute(&mut *conn)
+    .await?;
+    Ok(head)
+}
+
 async fn insert_records(
     conn: &mut SqliteConnection,
     kind: RecordKind,
