@@ -10,12 +10,13 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use jiff::{SignedDuration, Timestamp};
 use riposte_domain::{Alert, EntityKind};
 
 use crate::case::{
-    CapReason, CaseAlert, CaseChange, CaseEntity, FormedCase, LinkRef, Note, OpenCase,
-    entity_hash, same,
+    CapReason, CaseAlert, CaseChange, CaseEntity, FormedCase, LinkRef, Note, OpenCase, entity_hash,
+    same,
 };
 use crate::config::{CaseConfig, ConfigError, Rules, kind_index};
 
@@ -71,9 +72,9 @@ struct State {
     /// Open cases by slot; `None` slots are on `free`.
     cases: Vec<Option<Arc<OpenCase>>>,
     free: Vec<u32>,
-    by_id: HashMap<Arc<str>, u32>,
+    by_id: HashMap<Arc<str>, u32, RandomState>,
     /// Joining entities by kind (see `kind_index`) and canonical value.
-    entities: [HashMap<Arc<str>, Arc<EntityState>>; EntityKind::ALL.len()],
+    entities: [HashMap<Arc<str>, Arc<EntityState>, RandomState>; EntityKind::ALL.len()],
     next_serial: u64,
 }
 
@@ -166,8 +167,15 @@ impl CaseEngine {
     ///
     /// Alert ids are taken to be unique (the store de-duplicates before this stage).
     pub fn add(&mut self, alert: &Alert) -> Vec<CaseChange> {
+        self.add_with_id(alert, Arc::from(alert.id.as_str()))
+    }
+
+    /// [`CaseEngine::add`] with the alert's id already shared: `id` must equal `alert.id`.
+    /// The engine keeps this `Arc` wherever it keeps the id, so a caller that also keeps the
+    /// id (to find the alert's details later) stores it once.
+    pub fn add_with_id(&mut self, alert: &Alert, id: Arc<str>) -> Vec<CaseChange> {
         let mut out = Vec::new();
-        let logged = self.logged(alert);
+        let logged = self.logged(alert, id);
         let t = logged.time;
         if self.too_late(t) {
             return self.straggle(logged);
@@ -306,7 +314,7 @@ impl CaseEngine {
         self.watermark
     }
 
-    fn logged(&self, a: &Alert) -> Logged {
+    fn logged(&self, a: &Alert, id: Arc<str>) -> Logged {
         let entities = a
             .entities
             .iter()
@@ -320,7 +328,7 @@ impl CaseEngine {
             .collect();
         Logged {
             time: a.time,
-            id: Arc::from(a.id.as_str()),
+            id,
             entities,
         }
     }
@@ -596,7 +604,7 @@ impl State {
             es.anchors.retain(|(_, at)| *at >= span_start);
             match es.anchors.iter_mut().find(|(s, _)| *s == anchor) {
                 Some(x) => x.1 = t,
-                None => es.anchors.push((anchor, t)),
+                None => push_small(&mut es.anchors, (anchor, t)),
             }
             if es.anchors.len() > rules.max_cases {
                 let reason = CapReason::Cases {
@@ -706,11 +714,14 @@ impl State {
                         m.alert = a.id.clone();
                         m.time = t;
                     }
-                    None => es.members.push(Member {
-                        slot,
-                        alert: a.id.clone(),
-                        time: t,
-                    }),
+                    None => push_small(
+                        &mut es.members,
+                        Member {
+                            slot,
+                            alert: a.id.clone(),
+                            time: t,
+                        },
+                    ),
                 }
                 continue;
             }
@@ -895,6 +906,15 @@ fn case_mut(cases: &mut [Option<Arc<OpenCase>>], slot: u32) -> Option<&mut OpenC
         .get_mut(slot as usize)
         .and_then(Option::as_mut)
         .map(Arc::make_mut)
+}
+
+/// Pushes onto a list that usually holds one element (an entity's cases and anchors): the
+/// first push allocates room for one, not the four a `Vec` starts with.
+fn push_small<T>(v: &mut Vec<T>, x: T) {
+    if v.capacity() == 0 {
+        v.reserve_exact(1);
+    }
+    v.push(x);
 }
 
 fn cap(es: &mut EntityState, reason: CapReason) {
