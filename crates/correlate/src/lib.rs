@@ -82,7 +82,7 @@
 //!   ([`CaseEngine::case`], [`CaseEngine::open_cases`], [`CaseEngine::expire`]).
 //! - Inside the case stage (`riposte bench cases`, which also keeps each alert's details for
 //!   scoring and counts allocator slack and the copies the snapshots hold), the resident set
-//!   grows by about 890 bytes per alert: 8.9 KB per open case of 10 alerts (see
+//!   grows by about 830 bytes per alert: 8.4 KB per open case of 10 alerts (see
 //!   `BENCHMARKS.md`).
 //!
 //! # Limits, and what is not done yet
