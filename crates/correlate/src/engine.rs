@@ -10,11 +10,13 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use jiff::{SignedDuration, Timestamp};
 use riposte_domain::{Alert, EntityKind};
 
 use crate::case::{
-    CapReason, CaseAlert, CaseChange, CaseEntity, FormedCase, Link, Note, entity_hash, same,
+    CapReason, CaseAlert, CaseChange, CaseEntity, FormedCase, LinkRef, Note, OpenCase, entity_hash,
+    same,
 };
 use crate::config::{CaseConfig, ConfigError, Rules, kind_index};
 
@@ -37,7 +39,7 @@ pub struct CaseEngine {
     /// Cases with a deadline before this were closed and handed out by `expire`.
     closed_through: Option<Timestamp>,
     /// Cases of alerts that came too late to be correlated, until `expire` hands them out.
-    stragglers: Vec<FormedCase>,
+    stragglers: Vec<OpenCase>,
     /// Alerts held back for `reorder_delay`, in (time, id, arrival) order.
     held: BTreeMap<(Timestamp, Arc<str>, u64), Logged>,
     arrivals: u64,
@@ -68,11 +70,11 @@ struct Logged {
 #[derive(Debug, Clone, Default)]
 struct State {
     /// Open cases by slot; `None` slots are on `free`.
-    cases: Vec<Option<Arc<FormedCase>>>,
+    cases: Vec<Option<Arc<OpenCase>>>,
     free: Vec<u32>,
-    by_id: HashMap<Arc<str>, u32>,
+    by_id: HashMap<Arc<str>, u32, RandomState>,
     /// Joining entities by kind (see `kind_index`) and canonical value.
-    entities: [HashMap<Arc<str>, Arc<EntityState>>; EntityKind::ALL.len()],
+    entities: [HashMap<Arc<str>, Arc<EntityState>, RandomState>; EntityKind::ALL.len()],
     next_serial: u64,
 }
 
@@ -131,7 +133,7 @@ fn minus(t: Timestamp, d: SignedDuration) -> Timestamp {
 
 /// The last instant an alert can join the case: `max_gap` after its last alert, but never
 /// beyond `max_span` after its first.
-fn compute_deadline(rules: &Rules, c: &FormedCase) -> Timestamp {
+fn compute_deadline(rules: &Rules, c: &OpenCase) -> Timestamp {
     plus(c.last_seen(), rules.max_gap).min(plus(c.first_seen(), rules.max_span))
 }
 
@@ -165,8 +167,15 @@ impl CaseEngine {
     ///
     /// Alert ids are taken to be unique (the store de-duplicates before this stage).
     pub fn add(&mut self, alert: &Alert) -> Vec<CaseChange> {
+        self.add_with_id(alert, Arc::from(alert.id.as_str()))
+    }
+
+    /// [`CaseEngine::add`] with the alert's id already shared: `id` must equal `alert.id`.
+    /// The engine keeps this `Arc` wherever it keeps the id, so a caller that also keeps the
+    /// id (to find the alert's details later) stores it once.
+    pub fn add_with_id(&mut self, alert: &Alert, id: Arc<str>) -> Vec<CaseChange> {
         let mut out = Vec::new();
-        let logged = self.logged(alert);
+        let logged = self.logged(alert, id);
         let t = logged.time;
         if self.too_late(t) {
             return self.straggle(logged);
@@ -208,7 +217,7 @@ impl CaseEngine {
         let horizon = minus(wm, self.rules.max_lateness);
         self.closed_through = Some(horizon);
         let mut closed = self.state.close_before(horizon);
-        closed.append(&mut self.stragglers);
+        closed.extend(self.stragglers.drain(..).map(OpenCase::into_formed));
         closed.sort_by(|a, b| (a.first_seen(), &a.id).cmp(&(b.first_seen(), &b.id)));
         // Forget entities that have been quiet for a whole span and join no open case: they
         // would start from nothing on their next alert anyway.
@@ -266,20 +275,34 @@ impl CaseEngine {
         }
     }
 
-    /// An open case (or a too-late alert's case not yet handed out) by id.
-    pub fn case(&self, id: &str) -> Option<&FormedCase> {
+    /// An open case (or a too-late alert's case not yet handed out) by id, spelled out.
+    pub fn case(&self, id: &str) -> Option<FormedCase> {
+        self.open_case(id).map(OpenCase::to_formed)
+    }
+
+    fn open_case(&self, id: &str) -> Option<&OpenCase> {
         match self.state.by_id.get(id) {
             Some(slot) => self.state.cases.get(*slot as usize)?.as_deref(),
             None => self.stragglers.iter().find(|c| &*c.id == id),
         }
     }
 
-    /// The open cases in (first seen, id) order, then too-late alerts' cases.
-    pub fn open_cases(&self) -> Vec<&FormedCase> {
-        let mut v: Vec<&FormedCase> = self.state.cases.iter().flatten().map(|c| &**c).collect();
+    /// The open cases in (first seen, id) order, then too-late alerts' cases, spelled out.
+    /// To go through many without holding them all at once, take
+    /// [`CaseEngine::open_case_ids`] and [`CaseEngine::case`].
+    pub fn open_cases(&self) -> Vec<FormedCase> {
+        self.sorted_open().map(OpenCase::to_formed).collect()
+    }
+
+    /// The ids of [`CaseEngine::open_cases`], in the same order.
+    pub fn open_case_ids(&self) -> Vec<Arc<str>> {
+        self.sorted_open().map(|c| c.id.clone()).collect()
+    }
+
+    fn sorted_open(&self) -> impl Iterator<Item = &OpenCase> {
+        let mut v: Vec<&OpenCase> = self.state.cases.iter().flatten().map(|c| &**c).collect();
         v.sort_by(|a, b| (a.first_seen(), &a.id).cmp(&(b.first_seen(), &b.id)));
-        v.extend(self.stragglers.iter());
-        v
+        v.into_iter().chain(self.stragglers.iter())
     }
 
     pub fn open_case_count(&self) -> usize {
@@ -291,7 +314,7 @@ impl CaseEngine {
         self.watermark
     }
 
-    fn logged(&self, a: &Alert) -> Logged {
+    fn logged(&self, a: &Alert, id: Arc<str>) -> Logged {
         let entities = a
             .entities
             .iter()
@@ -305,7 +328,7 @@ impl CaseEngine {
             .collect();
         Logged {
             time: a.time,
-            id: Arc::from(a.id.as_str()),
+            id,
             entities,
         }
     }
@@ -324,7 +347,7 @@ impl CaseEngine {
             .watermark
             .map_or(SignedDuration::ZERO, |wm| wm.duration_since(a.time));
         let id: Arc<str> = Arc::from(format!("c{}", a.id));
-        let mut case = FormedCase {
+        let mut case = OpenCase {
             id: id.clone(),
             alerts: vec![CaseAlert {
                 id: a.id.clone(),
@@ -420,7 +443,7 @@ struct Summary {
 }
 
 impl Summary {
-    fn of(c: &FormedCase) -> Summary {
+    fn of(c: &OpenCase) -> Summary {
         Summary {
             alerts: c.alerts.len(),
             fingerprint: c.alerts.iter().fold(0u64, |acc, a| {
@@ -432,17 +455,24 @@ impl Summary {
     }
 }
 
-fn add_entities(case: &mut FormedCase, a: &Logged) {
+fn add_entities(case: &mut OpenCase, a: &Logged) {
     for e in a.entities.iter() {
-        if !case.has_entity(e) {
+        if case.entity_index(e).is_none() {
             case.entities.push(e.clone());
         }
     }
 }
 
-/// Merges two lists already in key order, keeping `a`'s element first on equal keys.
-fn merge_sorted<T, K: Ord>(a: Vec<T>, b: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+/// Merges two lists already in key order, keeping `a`'s element first on equal keys, and
+/// says where each element of `a` and of `b` went.
+fn merge_sorted<T, K: Ord>(
+    a: Vec<T>,
+    b: Vec<T>,
+    key: impl Fn(&T) -> K,
+) -> (Vec<T>, Vec<u32>, Vec<u32>) {
     let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut from_a = Vec::with_capacity(a.len());
+    let mut from_b = Vec::with_capacity(b.len());
     let mut a = a.into_iter().peekable();
     let mut b = b.into_iter().peekable();
     loop {
@@ -452,10 +482,15 @@ fn merge_sorted<T, K: Ord>(a: Vec<T>, b: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T
             (None, Some(_)) => false,
             (None, None) => break,
         };
-        let next = if take_a { a.next() } else { b.next() };
+        let (next, to) = if take_a {
+            (a.next(), &mut from_a)
+        } else {
+            (b.next(), &mut from_b)
+        };
+        to.push(out.len() as u32);
         out.extend(next);
     }
-    out
+    (out, from_a, from_b)
 }
 
 impl State {
@@ -569,7 +604,7 @@ impl State {
             es.anchors.retain(|(_, at)| *at >= span_start);
             match es.anchors.iter_mut().find(|(s, _)| *s == anchor) {
                 Some(x) => x.1 = t,
-                None => es.anchors.push((anchor, t)),
+                None => push_small(&mut es.anchors, (anchor, t)),
             }
             if es.anchors.len() > rules.max_cases {
                 let reason = CapReason::Cases {
@@ -637,20 +672,31 @@ impl State {
                     time: t,
                 },
             );
+            if at + 1 < case.alerts.len() {
+                // Not the newest (no snapshots to re-form from): later positions move up.
+                let at = at as u32;
+                for l in &mut case.links {
+                    l.alert += u32::from(l.alert >= at);
+                    l.with += u32::from(l.with >= at);
+                }
+            }
+            add_entities(case, a);
             for c in &sc.cands {
                 let Some(j) = sc.joiners.get(c.joiner) else {
                     continue;
                 };
-                case.links.push(Link {
-                    alert: a.id.clone(),
-                    time: t,
-                    with: c.with.clone(),
-                    kind: j.kind,
-                    value: j.value.clone(),
-                    gap: t.duration_since(c.with_time),
+                let (Some(with), Some(entity)) = (
+                    case.alert_index(c.with_time, &c.with),
+                    case.find_entity(j.kind, &j.value),
+                ) else {
+                    continue;
+                };
+                case.links.push(LinkRef {
+                    alert: at as u32,
+                    with: with as u32,
+                    entity: entity as u32,
                 });
             }
-            add_entities(case, a);
             case.deadline = compute_deadline(rules, case);
         }
         let case_id = case.id.clone();
@@ -668,11 +714,14 @@ impl State {
                         m.alert = a.id.clone();
                         m.time = t;
                     }
-                    None => es.members.push(Member {
-                        slot,
-                        alert: a.id.clone(),
-                        time: t,
-                    }),
+                    None => push_small(
+                        &mut es.members,
+                        Member {
+                            slot,
+                            alert: a.id.clone(),
+                            time: t,
+                        },
+                    ),
                 }
                 continue;
             }
@@ -725,7 +774,7 @@ impl State {
             // Only a repeated alert id gets here; keep ids unique all the same.
             id = Arc::from(format!("c{}~{serial}", a.id));
         }
-        let mut case = FormedCase {
+        let mut case = OpenCase {
             id: id.clone(),
             alerts: vec![CaseAlert {
                 id: a.id.clone(),
@@ -825,7 +874,7 @@ impl State {
         (dst, absorbed)
     }
 
-    /// Removes the cases whose deadline is before `horizon` and returns them.
+    /// Removes the cases whose deadline is before `horizon` and returns them, spelled out.
     fn close_before(&mut self, horizon: Timestamp) -> Vec<FormedCase> {
         let mut closed = Vec::new();
         for slot in 0..self.cases.len() {
@@ -845,18 +894,27 @@ impl State {
                     Arc::make_mut(es).members.retain(|m| m.slot != slot as u32);
                 }
             }
-            closed.push(case);
+            closed.push(case.into_formed());
         }
         closed
     }
 }
 
 /// The case in `slot`, copied first if a snapshot shares it.
-fn case_mut(cases: &mut [Option<Arc<FormedCase>>], slot: u32) -> Option<&mut FormedCase> {
+fn case_mut(cases: &mut [Option<Arc<OpenCase>>], slot: u32) -> Option<&mut OpenCase> {
     cases
         .get_mut(slot as usize)
         .and_then(Option::as_mut)
         .map(Arc::make_mut)
+}
+
+/// Pushes onto a list that usually holds one element (an entity's cases and anchors): the
+/// first push allocates room for one, not the four a `Vec` starts with.
+fn push_small<T>(v: &mut Vec<T>, x: T) {
+    if v.capacity() == 0 {
+        v.reserve_exact(1);
+    }
+    v.push(x);
 }
 
 fn cap(es: &mut EntityState, reason: CapReason) {
@@ -890,20 +948,48 @@ fn move_member(members: &mut Vec<Member>, src: u32, dst: u32) {
 }
 
 /// Moves `other`'s content into `into`; the older case's entities and notes come first.
-fn combine(into: &mut FormedCase, other: FormedCase) {
+fn combine(into: &mut OpenCase, other: OpenCase) {
     let older_first = other.serial < into.serial;
     let (mut a, b) = if older_first {
         (other, std::mem::take(into))
     } else {
         (std::mem::take(into), other)
     };
-    a.alerts = merge_sorted(a.alerts, b.alerts, |x| (x.time, x.id.clone()));
-    a.links = merge_sorted(a.links, b.links, |x| (x.time, x.alert.clone()));
+    let (alerts, a_at, b_at) = merge_sorted(std::mem::take(&mut a.alerts), b.alerts, |x| {
+        (x.time, x.id.clone())
+    });
+    a.alerts = alerts;
+    let mut b_entity = Vec::with_capacity(b.entities.len());
     for e in b.entities {
-        if !a.has_entity(&e) {
-            a.entities.push(e);
+        match a.entity_index(&e) {
+            Some(i) => b_entity.push(i as u32),
+            None => {
+                b_entity.push(a.entities.len() as u32);
+                a.entities.push(e);
+            }
         }
     }
+    // Renumber both sides' links into the merged lists, then merge them in alert order
+    // (positions in the merged alerts are that order).
+    let at = |map: &[u32], i: u32| map.get(i as usize).copied().unwrap_or(u32::MAX);
+    let a_links: Vec<LinkRef> = std::mem::take(&mut a.links)
+        .into_iter()
+        .map(|l| LinkRef {
+            alert: at(&a_at, l.alert),
+            with: at(&a_at, l.with),
+            entity: l.entity,
+        })
+        .collect();
+    let b_links: Vec<LinkRef> = b
+        .links
+        .into_iter()
+        .map(|l| LinkRef {
+            alert: at(&b_at, l.alert),
+            with: at(&b_at, l.with),
+            entity: at(&b_entity, l.entity),
+        })
+        .collect();
+    a.links = merge_sorted(a_links, b_links, |l| l.alert).0;
     for n in b.notes {
         let dup = match &n {
             Note::EntityCapped { kind, value, .. } => a.has_cap_note(*kind, value),
@@ -917,9 +1003,9 @@ fn combine(into: &mut FormedCase, other: FormedCase) {
     *into = a;
 }
 
-impl Default for FormedCase {
+impl Default for OpenCase {
     fn default() -> Self {
-        FormedCase {
+        OpenCase {
             id: Arc::from(""),
             alerts: Vec::new(),
             entities: Vec::new(),
@@ -1358,7 +1444,7 @@ mod tests {
                     &[(Host, &host), (User, &user)],
                 ));
             }
-            e.open_cases().into_iter().cloned().collect::<Vec<_>>()
+            e.open_cases()
         };
         assert_eq!(run(), run());
     }

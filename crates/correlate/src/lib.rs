@@ -75,21 +75,24 @@
 //!   `reorder_delay` 90 s.
 //! - 3,000,000 alerts over 100,000 open cases (30 alerts and some 30 entities each, `expire`
 //!   every 10,000 alerts): about 180,000 alerts/s.
-//! - Memory is what each alert leaves behind, about 800 bytes per alert in an open case
-//!   (its id, its place in the case, its links, the replay log), so an open case costs about
-//!   800 bytes times its alerts: 6.5 KB at 8 alerts, 24 KB at 30.
-//! - Inside the case stage (`riposte bench cases`, which also keeps each alert's summary for
-//!   scoring and counts allocator slack), the resident set grows by about 1,650 bytes per
-//!   alert: 16.5 KB per open case of 10 alerts (see `BENCHMARKS.md`).
+//! - Memory is what each alert leaves behind while its case is open: its id (shared by the
+//!   case, the replay log and the entity index), its place in the case, its links and its
+//!   entry in the replay log. An open case keeps each link as three positions (alert, earlier
+//!   alert, entity: 12 bytes) and spells links out only when it is handed out
+//!   ([`CaseEngine::case`], [`CaseEngine::open_cases`], [`CaseEngine::expire`]).
+//! - Inside the case stage (`riposte bench cases`, which also keeps each alert's details for
+//!   scoring and counts allocator slack and the copies the snapshots hold), the resident set
+//!   grows by about 830 bytes per alert: 8.4 KB per open case of 10 alerts (see
+//!   `BENCHMARKS.md`).
 //!
 //! # Limits, and what is not done yet
 //!
 //! - Snapshots are copy-on-write (cases and entity states behind `Arc`s): taking one costs a
 //!   reference per open case and entity, and restoring one for a late alert is as cheap;
 //!   the first change of a case after a snapshot copies that case.
-//! - Memory per alert is not tuned: a link could be three small indices (alert, earlier alert,
-//!   entity) instead of two ids, a value and a gap; times and ids could be packed; entity values
-//!   other than joining ones are not interned; the replay log repeats each alert's entities.
+//! - Times and ids could be packed further; entity values other than joining ones are not
+//!   interned; the replay log repeats each alert's entities; an entity's recent alert times
+//!   are kept whole (16 bytes each).
 //! - A case's entities are deduplicated by a linear search (over precomputed hashes); a
 //!   per-case set would keep cases with thousands of entities as fast as small ones.
 //! - `expire` looks at every open case; a queue ordered by deadline would make it proportional

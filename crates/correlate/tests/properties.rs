@@ -126,7 +126,7 @@ fn run(config: &CaseConfig, alerts: &[&Alert], expire_every: usize) -> Vec<Forme
             }
             all.extend(x.closed);
         }
-        let open: BTreeSet<String> = e.open_cases().iter().map(|c| c.id.to_string()).collect();
+        let open: BTreeSet<String> = e.open_case_ids().iter().map(|id| id.to_string()).collect();
         assert_eq!(known, open, "after alert {}", a.id);
     }
     all.extend(e.expire(Timestamp::MAX).closed);

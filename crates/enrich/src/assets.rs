@@ -12,6 +12,8 @@
 //! refused: which one an alert is about would depend on file order.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -176,8 +178,8 @@ impl OneOrMany {
 #[derive(Debug, Clone, Default)]
 pub struct AssetInventory {
     assets: Vec<Asset>,
-    by_host: HashMap<Box<str>, u32>,
-    by_ip: HashMap<IpAddr, u32>,
+    by_host: HashMap<Box<str>, u32, RandomState>,
+    by_ip: HashMap<IpAddr, u32, RandomState>,
     /// Where each asset was defined, for duplicate errors.
     origin: Vec<String>,
 }

@@ -10,6 +10,8 @@
 //! A name claimed by two identities is refused: an alert must not be attributed by file order.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::path::Path;
 
 use riposte_domain::{Canonicaliser, Entity, EntityKind, Timestamp};
@@ -50,7 +52,7 @@ struct IdentityEntry {
 #[derive(Debug, Clone, Default)]
 pub struct IdentityDirectory {
     identities: Vec<Identity>,
-    by_name: HashMap<Box<str>, u32>,
+    by_name: HashMap<Box<str>, u32, RandomState>,
     origin: Vec<String>,
 }
 

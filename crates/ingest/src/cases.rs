@@ -3,49 +3,88 @@
 //! store keeps and the API shows. Pure CPU work; the caller stores what it returns.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use riposte_correlate::{CaseConfig, CaseEngine, ConfigError, FormedCase, Note};
-use riposte_domain::{Alert, Timestamp};
+use riposte_domain::{Alert, TechniqueId, Timestamp};
 use riposte_enrich::{Context, EnrichmentSet, Source, attack};
 use riposte_score::{CaseFacts, ScoringConfig};
 use riposte_store::StoredCase;
 use serde_json::{Value, json};
 
-/// What the case stage keeps of each alert: enough to explain and score its case. Kept small
-/// (it lives as long as the alert's case is open): repeated strings are shared.
+/// What the case stage keeps of each alert while its case is open: enough to explain and
+/// score it. Kept small: what the alerts of one rule have in common is one shared [`Profile`]
+/// (the id is the engine's own `Arc`, the time is in the formed case).
 #[derive(Debug, Clone)]
 struct AlertInfo {
-    time: Timestamp,
-    title: Arc<str>,
-    decoder: Arc<str>,
-    product: Arc<str>,
+    profile: Arc<Profile>,
     severity: u8,
-    techniques: Box<[riposte_domain::TechniqueId]>,
-    tactics: Box<[Arc<str>]>,
     /// For a `deception` alert that counts: "decoy X (kind) used by Y at T".
     decoy_use: Option<Box<str>>,
 }
 
-/// Shares repeated strings (decoder, product, rule titles, tactics) among the alerts that
-/// carry them. Bounded: past `MAX_INTERNED` distinct strings, new ones are not kept.
+/// The part of an alert that repeats across the alerts of one rule or product.
+#[derive(Debug)]
+struct Profile {
+    title: Box<str>,
+    decoder: Box<str>,
+    product: Box<str>,
+    techniques: Box<[TechniqueId]>,
+    tactics: Box<[Box<str>]>,
+}
+
+impl Profile {
+    fn of(a: &Alert) -> Profile {
+        Profile {
+            title: a.title.as_str().into(),
+            decoder: a.decoder.as_str().into(),
+            product: a.product.as_str().into(),
+            techniques: a.techniques.clone().into_boxed_slice(),
+            tactics: a.tactics.iter().map(|t| t.as_str().into()).collect(),
+        }
+    }
+
+    fn matches(&self, a: &Alert) -> bool {
+        *self.title == *a.title
+            && *self.decoder == *a.decoder
+            && *self.product == *a.product
+            && *self.techniques == *a.techniques
+            && self.tactics.len() == a.tactics.len()
+            && self.tactics.iter().zip(&a.tactics).all(|(x, y)| **x == **y)
+    }
+}
+
+/// Shares profiles among the alerts that have the same one, found without allocating.
+/// Bounded: past `MAX_INTERNED` distinct profiles, new ones are not kept.
 #[derive(Debug, Default)]
-struct Interner {
-    strings: std::collections::HashSet<Arc<str>>,
+struct Profiles {
+    by_hash: HashMap<u64, Vec<Arc<Profile>>, RandomState>,
+    count: usize,
+    hasher: RandomState,
 }
 
 const MAX_INTERNED: usize = 100_000;
 
-impl Interner {
-    fn get(&mut self, s: &str) -> Arc<str> {
-        if let Some(x) = self.strings.get(s) {
-            return x.clone();
+impl Profiles {
+    fn get(&mut self, a: &Alert) -> Arc<Profile> {
+        let h = self
+            .hasher
+            .hash_one((&a.title, &a.decoder, &a.product, &a.techniques, &a.tactics));
+        if let Some(p) = self
+            .by_hash
+            .get(&h)
+            .and_then(|v| v.iter().find(|p| p.matches(a)))
+        {
+            return p.clone();
         }
-        let x: Arc<str> = Arc::from(s);
-        if self.strings.len() < MAX_INTERNED {
-            self.strings.insert(x.clone());
+        let p = Arc::new(Profile::of(a));
+        if self.count < MAX_INTERNED {
+            self.by_hash.entry(h).or_default().push(p.clone());
+            self.count += 1;
         }
-        x
+        p
     }
 }
 
@@ -57,8 +96,9 @@ pub struct CaseStage {
     engine: CaseEngine,
     enrichment: Arc<EnrichmentSet>,
     scoring: ScoringConfig,
-    alerts: HashMap<Box<str>, AlertInfo>,
-    strings: Interner,
+    /// Keyed by the engine's own `Arc` of the alert id.
+    alerts: HashMap<Arc<str>, AlertInfo, RandomState>,
+    profiles: Profiles,
 }
 
 impl CaseStage {
@@ -71,8 +111,8 @@ impl CaseStage {
             engine: CaseEngine::new(config)?,
             enrichment,
             scoring,
-            alerts: HashMap::new(),
-            strings: Interner::default(),
+            alerts: HashMap::default(),
+            profiles: Profiles::default(),
         })
     }
 
@@ -95,17 +135,13 @@ impl CaseStage {
         .then(|| a.description.clone())
         .flatten();
         let info = AlertInfo {
-            time: a.time,
-            title: self.strings.get(&a.title),
-            decoder: self.strings.get(&a.decoder),
-            product: self.strings.get(&a.product),
+            profile: self.profiles.get(a),
             severity: a.severity.score,
-            techniques: a.techniques.clone().into_boxed_slice(),
-            tactics: a.tactics.iter().map(|t| self.strings.get(t)).collect(),
             decoy_use: decoy_use.map(String::into_boxed_str),
         };
-        self.alerts.insert(a.id.as_str().into(), info);
-        for c in self.engine.add(a) {
+        let id: Arc<str> = Arc::from(a.id.as_str());
+        self.alerts.insert(id.clone(), info);
+        for c in self.engine.add_with_id(a, id) {
             touched.note(&c);
         }
     }
@@ -163,7 +199,7 @@ impl CaseStage {
         let mut cases = Vec::with_capacity(touched.cases.len());
         for id in &touched.cases {
             if let Some(c) = self.engine.case(id) {
-                cases.push(self.build(c));
+                cases.push(self.build(&c));
             }
         }
         let retired = touched
@@ -175,7 +211,7 @@ impl CaseStage {
     }
 
     /// The open cases, oldest first.
-    pub fn open_cases(&self) -> Vec<&FormedCase> {
+    pub fn open_cases(&self) -> Vec<FormedCase> {
         self.engine.open_cases()
     }
 
@@ -194,10 +230,11 @@ impl CaseStage {
             let Some(info) = self.alerts.get(&*ca.id) else {
                 continue;
             };
+            let p = &*info.profile;
             facts.severities.push(info.severity);
-            products.insert(info.product.to_string());
-            techniques.extend(info.techniques.iter().cloned());
-            named_tactics.extend(info.tactics.iter().map(|t| &**t));
+            products.insert(p.product.to_string());
+            techniques.extend(p.techniques.iter().cloned());
+            named_tactics.extend(p.tactics.iter().map(|t| &**t));
             if let Some(u) = &info.decoy_use {
                 facts.decoy_uses.push(u.to_string());
             }
@@ -205,9 +242,9 @@ impl CaseStage {
                 continue;
             }
             alerts_json.push(json!({
-                "id": &*ca.id, "time": info.time, "title": &*info.title,
-                "decoder": &*info.decoder, "severity": info.severity,
-                "techniques": info.techniques,
+                "id": &*ca.id, "time": ca.time, "title": &*p.title,
+                "decoder": &*p.decoder, "severity": info.severity,
+                "techniques": p.techniques,
             }));
         }
         facts.products = products.into_iter().collect();

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use foldhash::fast::RandomState;
 use riposte_domain::{Canonicaliser, Entity, EntityKind, Timestamp, entity::canonical_ip};
 use serde::{Deserialize, Serialize};
 
@@ -154,12 +155,12 @@ pub(crate) struct Meta {
 pub struct ThreatIntel {
     feeds: Vec<Feed>,
     indicators: Vec<Indicator>,
-    ips: HashMap<IpAddr, u32>,
+    ips: HashMap<IpAddr, u32, RandomState>,
     v4: Trie,
     v6: Trie,
-    domains: HashMap<Box<str>, u32>,
-    urls: HashMap<Box<str>, u32>,
-    hashes: [HashMap<Box<str>, u32>; 4],
+    domains: HashMap<Box<str>, u32, RandomState>,
+    urls: HashMap<Box<str>, u32, RandomState>,
+    hashes: [HashMap<Box<str>, u32, RandomState>; 4],
 }
 
 /// Memory the index uses, for the benchmark's "memory per indicator".
@@ -190,7 +191,7 @@ impl ThreatIntel {
 
     /// Approximate memory, counted from capacities (no allocator hooks needed).
     pub fn footprint(&self) -> IntelFootprint {
-        fn map_bytes<K>(m: &HashMap<K, u32>) -> usize {
+        fn map_bytes<K>(m: &HashMap<K, u32, RandomState>) -> usize {
             // hashbrown: one control byte plus the (key, value) slot per bucket.
             m.capacity() * (std::mem::size_of::<(K, u32)>() + 1)
         }
