@@ -15,6 +15,7 @@
 pub mod alert;
 pub mod correlate;
 pub mod detector;
+mod index;
 pub mod mapping;
 pub mod rules;
 pub mod view;
