@@ -402,6 +402,7 @@ impl RuleGroup {
     }
 
     /// Rules evaluated on every event (no sound gate).
+    #[cfg(test)]
     pub(crate) fn open_rules(&self) -> usize {
         self.always.len()
     }
