@@ -11,7 +11,7 @@
 
 use riposte_domain::{Alert, Entity, EntityKind, Event, Role, Rule, Severity};
 
-use crate::detector::{Detector, RuleInfo, rule_index};
+use crate::detector::{Detector, RuleInfo};
 use crate::view::View;
 
 /// The decoder name riposte's own Sigma alerts carry.
@@ -24,7 +24,7 @@ impl Detector {
         let mut hits: Vec<usize> = ev
             .results
             .iter()
-            .filter_map(rule_index)
+            .map(|(i, _)| *i)
             .filter(|&i| !self.rules()[i].correlation_only)
             .collect();
         if hits.is_empty() {

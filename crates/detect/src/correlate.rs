@@ -22,7 +22,7 @@ use rsigma_eval::{
 use serde_json::{Value, json};
 
 use crate::alert::DECODER;
-use crate::detector::{Detector, attack_tags, rule_index};
+use crate::detector::{Detector, attack_tags};
 use crate::rules::Refusal;
 use crate::view::View;
 
@@ -141,7 +141,8 @@ impl Correlator {
         let detections: Vec<EvaluationResult> = ev
             .results
             .into_iter()
-            .filter(|r| rule_index(r).is_some_and(|i| self.fed.contains(&i)))
+            .filter(|(i, _)| self.fed.contains(i))
+            .map(|(_, r)| r)
             .collect();
         if detections.is_empty() {
             return Vec::new();

@@ -2,9 +2,9 @@
 //!
 //! Rules are grouped by their logsource (product, category, service). An event is classified
 //! once by the [`Mapping`] (its service and the categories it meets) and evaluated only
-//! against the groups those cover, each group an `rsigma-eval` [`Engine`] with its own
-//! candidate index; so a rule only ever sees the events its logsource covers, and a rule
-//! fires at most once per event. A group's matchers are compiled the first time an event
+//! against the groups those cover, each group a [`RuleGroup`] (the group's rules compiled by
+//! `rsigma-eval`, behind riposte's own candidate index); so a rule only ever sees the events
+//! its logsource covers, and a rule fires at most once per event. A group's matchers are compiled the first time an event
 //! needs them (or all up front with [`LoadOptions::lazy`] off), so a run pays only for the
 //! logsources it sees.
 
@@ -13,16 +13,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use riposte_domain::{SeverityLabel, TechniqueId};
-use rsigma_eval::{Engine, EvaluationResult};
+use rsigma_eval::EvaluationResult;
 use rsigma_parser::{CorrelationRule, SigmaRule};
 use serde_json::Value;
 
+use crate::index::RuleGroup;
 use crate::mapping::{FieldRenames, Mapping};
 use crate::rules::{Refusal, RuleText, parallel_map, parse_all};
 use crate::view::{Fields, View, windows_fields};
-
-/// The custom attribute that carries a compiled rule's index in [`Detector::rules`].
-const RULE_INDEX: &str = "riposte.rule";
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -75,7 +73,7 @@ pub struct RuleStats {
     /// Loaded rules whose logsource no mapping entry produces: they can never fire until the
     /// mapping covers them.
     pub unmapped: usize,
-    /// Logsource groups (one engine each).
+    /// Logsource groups (one compiled rule group each).
     pub groups: usize,
 }
 
@@ -85,7 +83,7 @@ struct Group {
     service: Option<String>,
     /// Parsed rules waiting to be compiled, with their indices in `Detector::rules`.
     pending: Mutex<Vec<(usize, SigmaRule)>>,
-    engine: OnceLock<Engine>,
+    engine: OnceLock<RuleGroup>,
 }
 
 /// A loaded Sigma rule set with its logsource mapping.
@@ -227,30 +225,30 @@ impl Detector {
         }
     }
 
-    fn engine<'a>(&'a self, g: &'a Group) -> &'a Engine {
+    fn engine<'a>(&'a self, g: &'a Group) -> &'a RuleGroup {
         g.engine.get_or_init(|| {
             let pending = match g.pending.lock() {
                 Ok(mut p) => std::mem::take(&mut *p),
                 Err(_) => Vec::new(),
             };
-            let compiled = parallel_map(&pending, self.threads, |_, (index, rule)| {
+            let compiled = parallel_map(&pending, self.threads, |_, (_, rule)| {
                 rsigma_eval::compile_rule(rule).map(|mut c| {
                     // A correlation finds its base rules' matches by id; a rule known only by
                     // its name is found by that.
                     if c.id.is_none() {
                         c.id = rule.name.clone();
                     }
-                    let mut attrs = (*c.custom_attributes).clone();
-                    attrs.insert(RULE_INDEX.into(), Value::from(*index as u64));
-                    c.custom_attributes = Arc::new(attrs);
                     c
                 })
             });
+            // The parsed rules are not needed once compiled.
+            let indices: Vec<usize> = pending.iter().map(|(i, _)| *i).collect();
+            drop(pending);
             let mut ok = Vec::with_capacity(compiled.len());
             let mut refused = Vec::new();
-            for ((index, _), c) in pending.iter().zip(compiled) {
+            for (index, c) in indices.iter().zip(compiled) {
                 match c {
-                    Ok(c) => ok.push(c),
+                    Ok(c) => ok.push((*index, c)),
                     Err(e) => {
                         let info = &self.rules[*index];
                         refused.push(Refusal {
@@ -268,9 +266,7 @@ impl Detector {
             {
                 r.extend(refused);
             }
-            let mut engine = Engine::new();
-            engine.extend_compiled_rules(ok);
-            engine
+            RuleGroup::new(ok)
         })
     }
 
@@ -311,7 +307,7 @@ impl Detector {
             .evaluate(decoder, action, original, false)
             .results
             .iter()
-            .filter_map(rule_index)
+            .map(|(i, _)| *i)
             .collect();
         out.sort_unstable();
         out
@@ -326,8 +322,7 @@ impl Detector {
                 .evaluate(decoder, action, original, true)
                 .results
                 .iter()
-                .filter_map(rule_index)
-                .any(|i| self.correlated.iter().any(|(c, _)| *c == i))
+                .any(|(i, _)| self.correlated.iter().any(|(c, _)| c == i))
     }
 
     /// `fed_only`: evaluate only the groups that hold a rule some correlation uses.
@@ -417,7 +412,7 @@ impl Detector {
         fields: &Fields<'_>,
         renames: Option<&FieldRenames>,
         fed_only: bool,
-        out: &mut Vec<EvaluationResult>,
+        out: &mut Vec<(usize, EvaluationResult)>,
     ) {
         if gs.is_empty() {
             return;
@@ -427,7 +422,7 @@ impl Detector {
             if fed_only && !self.fed_groups.contains(&gi) {
                 continue;
             }
-            out.extend(self.engine(&self.groups[gi]).evaluate(&view));
+            self.engine(&self.groups[gi]).evaluate(&view, out);
         }
     }
 }
@@ -435,18 +430,10 @@ impl Detector {
 /// One event's evaluation: the results, its flattened Windows fields (if it is one) and its
 /// service in the mapping.
 pub(crate) struct Evaluated<'v> {
-    pub results: Vec<EvaluationResult>,
+    /// Each matching rule's index in [`Detector::rules`] with `rsigma-eval`'s result.
+    pub results: Vec<(usize, EvaluationResult)>,
     pub fields: Fields<'v>,
     pub service: Option<usize>,
-}
-
-/// The index in [`Detector::rules`] a result carries.
-pub(crate) fn rule_index(r: &EvaluationResult) -> Option<usize> {
-    r.header
-        .custom_attributes
-        .get(RULE_INDEX)
-        .and_then(Value::as_u64)
-        .map(|i| i as usize)
 }
 
 /// A group's dimension (lower-cased, `None` = any) against a mapping entry's value.

@@ -6,9 +6,10 @@
 //! ([`mapping`]: which events a `product`/`category`/`service` covers, and field renames such
 //! as Security 4688's `NewProcessName` → Sigma's `Image`), the Sigma view of an event
 //! ([`view`]), routing each event to only the rules whose logsource covers it and evaluating
-//! them ([`detector`], on `rsigma-eval`'s engine, compiled lazily per logsource), and the
-//! alert a match becomes ([`alert`]), Sigma correlations over a time-ordered stream
-//! ([`correlate`]), and the rule set a server swaps on reload ([`shared`]).
+//! them ([`detector`]: each logsource's rules compiled lazily by `rsigma-eval`, behind
+//! riposte's own candidate index, `index`), the alert a match becomes ([`alert`]), Sigma
+//! correlations over a time-ordered stream ([`correlate`]), and the rule set a server swaps
+//! on reload ([`shared`]).
 //!
 //! It deliberately does no I/O: callers read rule files and hand over their texts, and feed
 //! decoded events. Parsing and evaluation are `rsigma-parser`/`rsigma-eval`'s.
@@ -16,6 +17,7 @@
 pub mod alert;
 pub mod correlate;
 pub mod detector;
+mod index;
 pub mod mapping;
 pub mod rules;
 pub mod shared;

@@ -206,13 +206,26 @@ impl Mapping {
                 && (s.actions.is_empty() || s.actions.iter().any(|a| a == action))
         });
         let mut categories = Vec::new();
+        // Each field is read once however many categories ask for it (Sysmon's 30 all ask
+        // for EventID).
+        let mut read: Vec<(&str, Option<String>)> = Vec::new();
         if let Some(si) = service {
             let s = &self.services[si];
             for (ci, c) in self.categories.iter().enumerate() {
                 if c.product == s.product
                     && c.service == s.service
                     && c.when.iter().all(|(f, accepted)| {
-                        field(f).is_some_and(|v| accepted.iter().any(|a| a == &v))
+                        let i = match read.iter().position(|(k, _)| *k == f.as_str()) {
+                            Some(i) => i,
+                            None => {
+                                read.push((f.as_str(), field(f)));
+                                read.len() - 1
+                            }
+                        };
+                        read[i]
+                            .1
+                            .as_ref()
+                            .is_some_and(|v| accepted.iter().any(|a| a == v))
                     })
                     && !categories
                         .iter()

@@ -227,6 +227,23 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Visits every key a field look-up can start from: the event's own top-level keys and
+    /// the Sigma names the renames resolve. `false` when the event cannot list its keys.
+    pub(crate) fn visit_probe_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
+        let own = match (&self.json, self.flat) {
+            (Some(j), _) => j.visit_top_level_keys(visit),
+            (None, Some(f)) => {
+                f.keys().for_each(&mut *visit);
+                true
+            }
+            (None, None) => false,
+        };
+        if let Some(r) = self.renames {
+            r.keys().for_each(|k| visit(k));
+        }
+        own
+    }
+
     fn lookup(&self, path: &str) -> Option<EventValue<'_>> {
         if let Some(j) = &self.json {
             return j.get_field(path);

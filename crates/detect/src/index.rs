@@ -1,0 +1,570 @@
+//! One logsource group's compiled rules, and which of them an event can possibly match.
+//!
+//! This replaces `rsigma-eval`'s `Engine` for detection (matching stays `rsigma-eval`'s:
+//! every candidate is judged by [`rsigma_eval::evaluate_rule`]). The engine's own candidate
+//! index builds a DFA Aho-Corasick automaton per field over every needle of the group and a
+//! bloom index beside it, on every build, with no switch to choose otherwise: on SigmaHQ's
+//! `process_creation` (1,629 rules) that build was most of a cold scan's time and ~120 MiB of
+//! its peak memory. Here the automata are built with `aho-corasick`'s own choice of kind (a
+//! contiguous NFA for the large sets), which builds in a fraction of the time and memory and
+//! searches within a small factor of the DFA.
+//!
+//! Each rule is reduced to its *gates*: conditions an event must meet for the rule to match
+//! (a field present, a field equal to a literal, a field containing a literal, some string
+//! of the event containing a literal), at least one of which holds whenever the rule
+//! matches. An event is checked against the gates of the fields it has, and only the rules
+//! with a gate met are evaluated. A rule with no sound gate is evaluated on every event.
+//! The reduction may only ever lose selectivity, never a match: when in doubt a rule is open.
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use rsigma_eval::matcher::{CompiledMatcher, GroupMode, ascii_lowercase_cow};
+use rsigma_eval::{
+    CompiledDetection, CompiledDetectionItem, CompiledRule, EvaluationResult, Event, EventValue,
+    evaluate_rule,
+};
+use rsigma_parser::{ArrayQuantifier, ConditionExpr, Quantifier};
+
+use crate::view::View;
+
+/// A condition an event must meet for some rule to match.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Gate {
+    /// The field's value (or one of its array members), folded, equals this text.
+    Equals(String, String),
+    /// The field's value (or one of its array members), folded, contains this text.
+    Contains(String, String),
+    /// Some string value of the event, folded, contains this text.
+    Keyword(String),
+    /// The field is present.
+    Present(String),
+}
+
+impl Gate {
+    /// How many events a gate lets through, roughly (lower = fewer).
+    fn looseness(&self) -> u8 {
+        match self {
+            Gate::Equals(..) => 0,
+            Gate::Contains(_, t) if t.len() >= 6 => 1,
+            Gate::Contains(..) => 2,
+            Gate::Keyword(t) if t.len() >= 6 => 3,
+            Gate::Keyword(_) => 4,
+            Gate::Present(_) => 5,
+        }
+    }
+}
+
+/// `None`: no sound gate (the rule must be evaluated on every event). `Some(gates)`: at least
+/// one of `gates` holds whenever the expression holds.
+type Gates = Option<Vec<Gate>>;
+
+/// Any of several expressions may hold: each must bring gates, and all of them count.
+fn any_of(parts: impl IntoIterator<Item = Gates>) -> Gates {
+    let mut all = Vec::new();
+    for p in parts {
+        all.extend(p?);
+    }
+    Some(all)
+}
+
+/// All of several expressions must hold: the gates of any one of them suffice; take the
+/// tightest.
+fn all_of(parts: impl IntoIterator<Item = Gates>) -> Gates {
+    let score = |g: &Vec<Gate>| {
+        (
+            g.iter().map(Gate::looseness).max().unwrap_or(u8::MAX),
+            g.len(),
+        )
+    };
+    parts
+        .into_iter()
+        .flatten()
+        .filter(|g| !g.is_empty())
+        .min_by_key(score)
+}
+
+fn rule_gates(rule: &CompiledRule) -> Gates {
+    if rule.conditions.is_empty() {
+        return None;
+    }
+    let mut gates = any_of(rule.conditions.iter().map(|c| condition_gates(c, rule)))?;
+    gates.sort();
+    gates.dedup();
+    (!gates.is_empty()).then_some(gates)
+}
+
+fn condition_gates(c: &ConditionExpr, rule: &CompiledRule) -> Gates {
+    match c {
+        ConditionExpr::Identifier(name) => detection_gates(rule.detections.get(name)?),
+        ConditionExpr::And(parts) => all_of(parts.iter().map(|p| condition_gates(p, rule))),
+        ConditionExpr::Or(parts) => any_of(parts.iter().map(|p| condition_gates(p, rule))),
+        // A negation holds on events that lack what it names.
+        ConditionExpr::Not(_) => None,
+        ConditionExpr::Selector {
+            quantifier,
+            pattern,
+        } => {
+            let selected = rule
+                .detections
+                .iter()
+                .filter(|(n, _)| pattern.matches_detection_name(n))
+                .map(|(_, d)| detection_gates(d));
+            match quantifier {
+                // Vacuously true when nothing is selected or nothing is required.
+                Quantifier::Count(0) => None,
+                Quantifier::All => {
+                    let all: Vec<Gates> = selected.collect();
+                    if all.is_empty() { None } else { all_of(all) }
+                }
+                Quantifier::Any | Quantifier::Count(_) => any_of(selected),
+            }
+        }
+    }
+}
+
+fn detection_gates(d: &CompiledDetection) -> Gates {
+    match d {
+        CompiledDetection::AllOf(items) if !items.is_empty() => {
+            all_of(items.iter().map(item_gates))
+        }
+        CompiledDetection::AnyOf(ds) if !ds.is_empty() => any_of(ds.iter().map(detection_gates)),
+        CompiledDetection::And(ds) if !ds.is_empty() => all_of(ds.iter().map(detection_gates)),
+        CompiledDetection::Keywords(m) => matcher_gates(m, None),
+        // `any`/`all` over an array need one member at least, so the array is there.
+        CompiledDetection::ArrayMatch {
+            field,
+            quantifier: ArrayQuantifier::Any | ArrayQuantifier::All,
+            ..
+        } => Some(vec![Gate::Present(field.clone())]),
+        _ => None,
+    }
+}
+
+fn item_gates(item: &CompiledDetectionItem) -> Gates {
+    let Some(field) = item.field.as_deref() else {
+        return matcher_gates(&item.matcher, None);
+    };
+    match item.exists {
+        Some(false) => return None,
+        Some(true) => return Some(vec![Gate::Present(field.to_string())]),
+        None => {}
+    }
+    // `rsigma-eval` judges an item on an absent field false, except for the null matcher.
+    if matches!(item.matcher, CompiledMatcher::Null) {
+        return None;
+    }
+    match matcher_gates(&item.matcher, Some(field)) {
+        Some(g) if !g.is_empty() => Some(g),
+        _ => Some(vec![Gate::Present(field.to_string())]),
+    }
+}
+
+/// The literal as the index compares it (folded), or `None` if it cannot be folded the way
+/// the haystack will be.
+fn folded(text: &str, case_insensitive: bool) -> Option<String> {
+    if text.is_empty() {
+        None
+    } else if case_insensitive {
+        // The compiler stores case-insensitive literals folded already.
+        Some(text.to_string())
+    } else if text.is_ascii() {
+        Some(text.to_ascii_lowercase())
+    } else {
+        None
+    }
+}
+
+/// Gates of one matcher on `field` (`None`: anywhere in the event, as keywords match).
+fn matcher_gates(m: &CompiledMatcher, field: Option<&str>) -> Gates {
+    let contains = |t: &str, ci: bool| -> Gates {
+        let t = folded(t, ci)?;
+        Some(vec![match field {
+            Some(f) => Gate::Contains(f.to_string(), t),
+            None => Gate::Keyword(t),
+        }])
+    };
+    match m {
+        CompiledMatcher::Exact {
+            value,
+            case_insensitive,
+        } => {
+            let t = folded(value, *case_insensitive)?;
+            Some(vec![match field {
+                Some(f) => Gate::Equals(f.to_string(), t),
+                None => Gate::Keyword(t),
+            }])
+        }
+        CompiledMatcher::Contains {
+            value,
+            case_insensitive,
+        }
+        | CompiledMatcher::StartsWith {
+            value,
+            case_insensitive,
+        }
+        | CompiledMatcher::EndsWith {
+            value,
+            case_insensitive,
+        } => contains(value, *case_insensitive),
+        CompiledMatcher::AhoCorasickSet {
+            needles,
+            case_insensitive,
+            ..
+        } => any_of(needles.iter().map(|n| contains(n, *case_insensitive))),
+        CompiledMatcher::AnyOf(cs) => any_of(cs.iter().map(|c| matcher_gates(c, field))),
+        CompiledMatcher::AllOf(cs) => all_of(cs.iter().map(|c| matcher_gates(c, field))),
+        CompiledMatcher::CaseInsensitiveGroup { children, mode } => {
+            let parts = children.iter().map(|c| matcher_gates(c, field));
+            match mode {
+                GroupMode::Any => any_of(parts),
+                GroupMode::All => all_of(parts),
+            }
+        }
+        // Regexes, numbers, CIDRs, expansions, time parts, negations, field references: no
+        // literal is sure to appear as written; the item's presence gate is what is left.
+        _ => None,
+    }
+}
+
+/// An automaton over needles, with the rules each needle gates.
+struct Needles {
+    automaton: AhoCorasick,
+    rules: Vec<Vec<u32>>,
+}
+
+impl Needles {
+    fn build(map: HashMap<String, Vec<u32>>) -> Result<Needles, Vec<u32>> {
+        let mut entries: Vec<(String, Vec<u32>)> = map.into_iter().collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let built = AhoCorasick::builder()
+            // Overlapping search needs the standard semantics: a needle inside another
+            // still gates its own rules.
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .build(entries.iter().map(|(n, _)| n.as_bytes()));
+        match built {
+            Ok(automaton) => Ok(Needles {
+                automaton,
+                rules: entries.into_iter().map(|(_, r)| r).collect(),
+            }),
+            Err(_) => Err(entries.into_iter().flat_map(|(_, r)| r).collect()),
+        }
+    }
+
+    fn mark(&self, haystack: &str, set: &mut Candidates) {
+        // The automaton folds ASCII; other text is folded first, as the matchers fold it.
+        let folded;
+        let text = if haystack.is_ascii() {
+            haystack
+        } else {
+            folded = haystack.to_lowercase();
+            folded.as_str()
+        };
+        for m in self.automaton.find_overlapping_iter(text) {
+            if let Some(rs) = self.rules.get(m.pattern().as_usize()) {
+                set.add_all(rs);
+            }
+        }
+    }
+}
+
+/// What the index knows of one field.
+struct FieldGates {
+    name: String,
+    present: Vec<u32>,
+    equals: HashMap<String, Vec<u32>>,
+    contains: Option<Needles>,
+}
+
+/// Rule positions in a group, as a bit set.
+struct Candidates {
+    bits: Vec<u64>,
+}
+
+impl Candidates {
+    fn new(n: usize) -> Candidates {
+        Candidates {
+            bits: vec![0; n.div_ceil(64)],
+        }
+    }
+
+    fn add_all(&mut self, rs: &[u32]) {
+        for &r in rs {
+            if let Some(w) = self.bits.get_mut(r as usize / 64) {
+                *w |= 1 << (r % 64);
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.bits.iter().enumerate().flat_map(|(wi, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let b = w.trailing_zeros() as usize;
+                w &= w - 1;
+                Some(wi * 64 + b)
+            })
+        })
+    }
+}
+
+/// A logsource group's compiled rules with their gates.
+pub(crate) struct RuleGroup {
+    rules: Vec<CompiledRule>,
+    /// Each rule's index in `Detector::rules`.
+    ids: Vec<usize>,
+    fields: Vec<FieldGates>,
+    /// An event's top-level key → the fields in `fields` it can supply.
+    by_key: HashMap<String, Vec<u32>>,
+    keywords: Option<Needles>,
+    always: Vec<u32>,
+}
+
+impl RuleGroup {
+    pub(crate) fn new(compiled: Vec<(usize, CompiledRule)>) -> RuleGroup {
+        let (ids, rules): (Vec<usize>, Vec<CompiledRule>) = compiled.into_iter().unzip();
+        let mut g = RuleGroup {
+            rules: Vec::new(),
+            ids,
+            fields: Vec::new(),
+            by_key: HashMap::new(),
+            keywords: None,
+            always: Vec::new(),
+        };
+        let mut field_of: HashMap<String, usize> = HashMap::new();
+        let mut contains: Vec<HashMap<String, Vec<u32>>> = Vec::new();
+        let mut keywords: HashMap<String, Vec<u32>> = HashMap::new();
+        for (pos, rule) in rules.iter().enumerate() {
+            let pos = pos as u32;
+            let Some(gates) = rule_gates(rule) else {
+                g.always.push(pos);
+                continue;
+            };
+            for gate in gates {
+                let (field, gate) = match gate {
+                    Gate::Keyword(t) => {
+                        keywords.entry(t).or_default().push(pos);
+                        continue;
+                    }
+                    Gate::Present(f) => (f, None),
+                    Gate::Equals(f, t) => (f, Some((true, t))),
+                    Gate::Contains(f, t) => (f, Some((false, t))),
+                };
+                let fi = match field_of.get(&field) {
+                    Some(&fi) => fi,
+                    None => {
+                        let fi = g.fields.len();
+                        for key in event_keys(&field) {
+                            g.by_key.entry(key).or_default().push(fi as u32);
+                        }
+                        field_of.insert(field.clone(), fi);
+                        g.fields.push(FieldGates {
+                            name: field,
+                            present: Vec::new(),
+                            equals: HashMap::new(),
+                            contains: None,
+                        });
+                        contains.push(HashMap::new());
+                        fi
+                    }
+                };
+                match gate {
+                    None => g.fields[fi].present.push(pos),
+                    Some((true, t)) => g.fields[fi].equals.entry(t).or_default().push(pos),
+                    Some((false, t)) => contains[fi].entry(t).or_default().push(pos),
+                }
+            }
+        }
+        for (fi, map) in contains.into_iter().enumerate() {
+            if map.is_empty() {
+                continue;
+            }
+            match Needles::build(map) {
+                Ok(n) => g.fields[fi].contains = Some(n),
+                // An automaton that cannot be built gates nothing: its rules are open.
+                Err(rs) => g.always.extend(rs),
+            }
+        }
+        if !keywords.is_empty() {
+            match Needles::build(keywords) {
+                Ok(n) => g.keywords = Some(n),
+                Err(rs) => g.always.extend(rs),
+            }
+        }
+        g.always.sort_unstable();
+        g.always.dedup();
+        g.rules = rules;
+        g
+    }
+
+    /// Rules evaluated on every event (no sound gate).
+    #[cfg(test)]
+    pub(crate) fn open_rules(&self) -> usize {
+        self.always.len()
+    }
+
+    /// The rules of this group that match, as (index in `Detector::rules`, result), in rule
+    /// order.
+    pub(crate) fn evaluate(&self, view: &View<'_>, out: &mut Vec<(usize, EvaluationResult)>) {
+        if self.rules.is_empty() {
+            return;
+        }
+        let mut set = Candidates::new(self.rules.len());
+        set.add_all(&self.always);
+        let complete = view.visit_probe_keys(&mut |key| {
+            if let Some(fs) = self.by_key.get(key) {
+                for &fi in fs {
+                    self.probe(&self.fields[fi as usize], view, &mut set);
+                }
+            }
+        });
+        if !complete {
+            for f in &self.fields {
+                self.probe(f, view, &mut set);
+            }
+        }
+        if let Some(k) = &self.keywords {
+            view.visit_string_values(&mut |s| k.mark(s, &mut set));
+        }
+        for pos in set.iter() {
+            if let (Some(rule), Some(&id)) = (self.rules.get(pos), self.ids.get(pos))
+                && let Some(r) = evaluate_rule(rule, view)
+            {
+                out.push((id, r));
+            }
+        }
+    }
+
+    fn probe(&self, f: &FieldGates, view: &View<'_>, set: &mut Candidates) {
+        let Some(value) = view.get_field(&f.name) else {
+            return;
+        };
+        set.add_all(&f.present);
+        if f.equals.is_empty() && f.contains.is_none() {
+            return;
+        }
+        each_text(&value, &mut |text| {
+            if !f.equals.is_empty()
+                && let Some(rs) = f.equals.get(ascii_lowercase_cow(text).as_ref())
+            {
+                set.add_all(rs);
+            }
+            if let Some(n) = &f.contains {
+                n.mark(text, set);
+            }
+        });
+    }
+}
+
+/// The event keys that can supply a Sigma field name: the name itself (a flat key, dots and
+/// all) and, for a path, its first segment.
+fn event_keys(field: &str) -> Vec<String> {
+    let unescaped = field.replace("\\[", "[").replace("\\]", "]");
+    let mut keys = vec![unescaped];
+    let cut = field
+        .char_indices()
+        .find(|&(i, c)| (c == '.' || c == '[') && !field[..i].ends_with('\\'))
+        .map(|(i, _)| i);
+    if let Some(i) = cut.filter(|&i| i > 0) {
+        keys.push(field[..i].to_string());
+    }
+    keys.dedup();
+    keys
+}
+
+/// Every text form the matchers compare a value by: strings as they are, numbers and booleans
+/// as written, arrays member by member.
+fn each_text(v: &EventValue<'_>, f: &mut dyn FnMut(&str)) {
+    match v {
+        EventValue::Str(s) => f(s),
+        EventValue::Int(i) => f(&i.to_string()),
+        EventValue::Float(x) => f(&x.to_string()),
+        EventValue::Bool(b) => f(if *b { "true" } else { "false" }),
+        EventValue::Array(items) => items.iter().for_each(|i| each_text(i, f)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::Fields;
+    use serde_json::json;
+
+    fn group(yamls: &[&str]) -> RuleGroup {
+        let compiled = yamls
+            .iter()
+            .enumerate()
+            .map(|(i, y)| {
+                let c = rsigma_parser::parse_sigma_yaml(y).expect("parses");
+                (i, rsigma_eval::compile_rule(&c.rules[0]).expect("compiles"))
+            })
+            .collect();
+        RuleGroup::new(compiled)
+    }
+
+    fn hits(g: &RuleGroup, v: &serde_json::Value) -> Vec<usize> {
+        let fields = Fields::Json(v);
+        let view = View::new(&fields, None);
+        let mut out = Vec::new();
+        g.evaluate(&view, &mut out);
+        out.into_iter().map(|(i, _)| i).collect()
+    }
+
+    const CONTAINS: &str = "title: c\nlogsource: {product: windows}\ndetection:\n  sel: {CommandLine|contains: WhoAmI}\n  condition: sel\n";
+    const EQUALS: &str = "title: e\nlogsource: {product: windows}\ndetection:\n  sel: {Image: 'C:\\x.exe'}\n  condition: sel\n";
+    const NOT: &str = "title: n\nlogsource: {product: windows}\ndetection:\n  sel: {User: bob}\n  condition: not sel\n";
+    const REGEX: &str = "title: r\nlogsource: {product: windows}\ndetection:\n  sel: {CommandLine|re: 'a.c'}\n  condition: sel\n";
+    const KEYWORD: &str = "title: k\nlogsource: {product: windows}\ndetection:\n  kw: [vssadmin delete]\n  condition: kw\n";
+    const NUMBER: &str = "title: i\nlogsource: {product: windows}\ndetection:\n  sel: {EventID: 4688}\n  condition: sel\n";
+
+    #[test]
+    fn gates_select_and_rules_decide() {
+        let g = group(&[CONTAINS, EQUALS, NOT, REGEX, KEYWORD, NUMBER]);
+        // Only the negation is open.
+        assert_eq!(g.open_rules(), 1);
+        assert_eq!(hits(&g, &json!({"CommandLine": "cmd /c WHOAMI"})), [0, 2]);
+        assert_eq!(hits(&g, &json!({"Image": "c:\\X.EXE", "User": "bob"})), [1]);
+        assert_eq!(hits(&g, &json!({"CommandLine": "abc"})), [2, 3]);
+        assert_eq!(
+            hits(&g, &json!({"x": {"y": "VSSADMIN DELETE shadows"}})),
+            [2, 4]
+        );
+        assert_eq!(hits(&g, &json!({"EventID": 4688})), [2, 5]);
+        assert_eq!(hits(&g, &json!({"EventID": "4688"})), [2, 5]);
+        assert!(hits(&g, &json!({"User": "bob"})).is_empty());
+    }
+
+    #[test]
+    fn non_ascii_haystacks_fold_like_the_matchers() {
+        let g = group(&[
+            "title: u\nlogsource: {product: windows}\ndetection:\n  sel: {CommandLine|contains: 'ÄRZTE'}\n  condition: sel\n",
+        ]);
+        assert_eq!(hits(&g, &json!({"CommandLine": "x ärzte y"})), [0]);
+        assert_eq!(hits(&g, &json!({"CommandLine": "x ÄRZTE y"})), [0]);
+    }
+
+    #[test]
+    fn renamed_fields_are_probed() {
+        let g = group(&[EQUALS]);
+        let v = json!({"NewProcessName": "C:\\x.exe"});
+        let mut r = crate::mapping::FieldRenames::new();
+        r.insert("Image".into(), vec!["NewProcessName".into()]);
+        let fields = Fields::Json(&v);
+        let view = View::new(&fields, Some(&r));
+        let mut out = Vec::new();
+        g.evaluate(&view, &mut out);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn dotted_paths_have_their_root_as_key() {
+        assert_eq!(event_keys("a.b"), ["a.b", "a"]);
+        assert_eq!(event_keys("Image"), ["Image"]);
+        assert_eq!(event_keys("args[0]"), ["args[0]", "args"]);
+    }
+}
