@@ -729,7 +729,8 @@ fn kept(
     Ok(fields)
 }
 
-fn sensitive(v: &str, secret_name: &str) -> Result<HeaderValue, ConnectorError> {
+/// A header value carrying a secret, marked sensitive so no debug output shows it.
+pub fn sensitive(v: &str, secret_name: &str) -> Result<HeaderValue, ConnectorError> {
     let mut h = HeaderValue::from_str(v).map_err(|_| ConnectorError::Secret {
         message: format!("secret `{secret_name}` holds characters not allowed in a header"),
     })?;
@@ -782,7 +783,8 @@ pub fn parse_retry_after(v: &str) -> Option<u64> {
     Some(secs.max(0) as u64)
 }
 
-fn base64(input: &[u8]) -> String {
+/// Standard base64 with padding (HTTP Basic credentials).
+pub fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use riposte_respond::connector::Connectors;
-use riposte_respond::http::HttpConnector;
 use riposte_respond::secrets::StaticSecrets;
 use riposte_respond::{Policy, Templates, TriggerEvent, TriggerKind, playbook};
 
@@ -67,13 +66,13 @@ fn load_connectors(
         let name = f.display().to_string();
         match read(f) {
             Err(e) => errors.push(format!("{e:#}")),
-            Ok(text) => match HttpConnector::load(
+            Ok(text) => match riposte_connectors::load(
                 &name,
                 &text,
                 templates.clone(),
                 Arc::new(StaticSecrets::default()),
             ) {
-                Ok(c) => cs.add(Arc::new(c)),
+                Ok(c) => cs.add(c),
                 Err(e) => errors.push(e.to_string()),
             },
         }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use riposte_respond::http::HttpConnector;
 use riposte_respond::secrets::{OpenVault, SecretError, StaticSecrets};
 use riposte_respond::{
     Connectors, Engine, Playbook, Policy, SecretKey, SecretSource, Templates, playbook,
@@ -58,13 +57,13 @@ pub fn load(rc: &RespondConfig, config: &Config, data_dir: &Path) -> Result<Load
     if let Some(dir) = &rc.connectors {
         for f in yaml_files(&config.resolve(dir), "respond: connectors folder")? {
             let text = read(&f)?;
-            match HttpConnector::load(
+            match riposte_connectors::load(
                 &f.display().to_string(),
                 &text,
                 templates.clone(),
                 secrets.clone(),
             ) {
-                Ok(c) => connectors.add(Arc::new(c)),
+                Ok(c) => connectors.add(c),
                 Err(e) => errors.push(e.to_string()),
             }
         }

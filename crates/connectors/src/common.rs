@@ -1,0 +1,67 @@
+//! What every vendor module shares besides the HTTP client: reading its YAML definition
+//! (errors positioned at the offending key), the connector name rule, and reading call
+//! parameters and undo records with errors a playbook author can act on.
+
+use riposte_respond::{CallRequest, ConnectorError, LoadError};
+use serde::de::DeserializeOwned;
+
+/// Parses a definition into the module's own `deny_unknown_fields` struct.
+pub fn parse<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, LoadError> {
+    yaml_serde::from_str(text).map_err(|e| LoadError::yaml(file, &e))
+}
+
+/// The 1-based line where `key:` first starts a line, 0 when absent.
+pub fn line_of(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(key))
+        .map(|i| i + 1)
+        .unwrap_or(0)
+}
+
+/// A load error at the line of `key`.
+pub fn at(file: &str, text: &str, key: &str, message: impl Into<String>) -> LoadError {
+    LoadError::new(file, line_of(text, key), 1, message)
+}
+
+/// Playbooks call `name.operation`: a name must be non-empty, without dots or spaces.
+pub fn check_name(file: &str, text: &str, name: &str) -> Result<(), LoadError> {
+    if name.is_empty() || name.contains('.') || name.contains(char::is_whitespace) {
+        return Err(at(
+            file,
+            text,
+            "name:",
+            format!("connector name `{name}` must be non-empty, without dots or spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// A required string parameter of the call (or of its undo record, for an inverse).
+pub fn param<'a>(req: &'a CallRequest, name: &str) -> Result<&'a str, ConnectorError> {
+    opt_param(req, name).ok_or_else(|| ConnectorError::Config {
+        message: format!(
+            "operation `{}` needs the parameter `{name}` (a non-empty string)",
+            req.operation
+        ),
+    })
+}
+
+/// A string parameter: the undo record's value first (an inverse acts on what the forward
+/// call touched), then the step's parameters.
+pub fn opt_param<'a>(req: &'a CallRequest, name: &str) -> Option<&'a str> {
+    req.undo
+        .get(name)
+        .and_then(|v| v.as_str())
+        .or_else(|| req.params.get(name).and_then(|v| v.as_str()))
+        .filter(|s| !s.is_empty())
+}
+
+/// The error for an answer that is a success by status but not the shape the vendor
+/// documents.
+pub fn unexpected(connector: &str, what: &str, body: &serde_json::Value) -> ConnectorError {
+    let text: String = body.to_string().chars().take(300).collect();
+    ConnectorError::Rejected {
+        status: None,
+        message: format!("{connector}: {what}; the answer was {text}"),
+    }
+}
