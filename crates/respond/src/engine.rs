@@ -32,6 +32,9 @@ use crate::run::{
 use crate::store::RunStore;
 use crate::template::Templates;
 
+/// How long telling approvers may take before the run goes on without it.
+const APPROVAL_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Built-in pseudo-connector name for approval steps.
 pub const GATE_CONNECTOR: &str = "riposte";
 
@@ -50,6 +53,8 @@ pub struct Engine<S: RunStore> {
     active: RwLock<BTreeMap<String, Arc<Playbook>>>,
     versions: RwLock<HashMap<String, Arc<Playbook>>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Connectors told about every action that starts waiting for approval.
+    approval_notifiers: Vec<String>,
 }
 
 impl<S: RunStore> std::fmt::Debug for Engine<S> {
@@ -87,7 +92,17 @@ impl<S: RunStore> Engine<S> {
             active: RwLock::new(BTreeMap::new()),
             versions: RwLock::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
+            approval_notifiers: Vec::new(),
         }
+    }
+
+    /// Tells these connectors about every action that starts waiting for an approval: their
+    /// `request_approval` operation when they have one (Slack's message with Approve and
+    /// Reject buttons), else their `notify` operation with a message saying what waits and
+    /// how to answer it.
+    pub fn with_approval_notifiers(mut self, names: Vec<String>) -> Engine<S> {
+        self.approval_notifiers = names;
+        self
     }
 
     pub fn store(&self) -> &Arc<S> {
@@ -572,7 +587,9 @@ impl<S: RunStore> Engine<S> {
                             "approval.request",
                             json!({"action": id, "run": run.id, "step": step.id, "message": text}),
                         );
-                        self.store.insert_action(&rec, entry).await?;
+                        if self.store.insert_action(&rec, entry).await? {
+                            self.notify_approvers(&rec, run, pb, now).await;
+                        }
                         rec
                     }
                 };
@@ -675,6 +692,87 @@ impl<S: RunStore> Engine<S> {
     }
 
     /// Expires or opens (by tier) a waiting gate; returns the record as it now stands.
+    /// Tells the approval notifiers that `rec` waits. Best effort and bounded: a notifier
+    /// that fails or is slow is on the record (`approval.notify_failed`) and changes nothing
+    /// else; the approval stays answerable through the API and the CLI, and times out to
+    /// deny as always.
+    async fn notify_approvers(&self, rec: &ActionRecord, run: &Run, pb: &Playbook, now: Timestamp) {
+        for name in &self.approval_notifiers {
+            let Some(c) = self.connectors.get(name) else {
+                continue;
+            };
+            let approval = rec.approval.as_ref();
+            let what = if rec.kind == ActionKind::Gate {
+                format!("approval step `{}` of playbook `{}`", rec.step_id, pb.id)
+            } else {
+                format!("{}.{}", rec.connector, rec.operation)
+            };
+            let action = json!({
+                "id": rec.id, "connector": rec.connector, "operation": rec.operation,
+                "what": what, "class": rec.class, "params": rec.params, "reason": rec.reason,
+                "case_id": rec.case_id, "requested_by": rec.requested_by,
+                "deadline": approval.map(|a| a.deadline),
+                "quorum": approval.map(|a| a.rule.quorum),
+                "reason_required": approval.map(|a| a.rule.reason_required),
+                "until_tier": approval.and_then(|a| a.rule.until_tier),
+            });
+            let case = rec
+                .case_id
+                .as_deref()
+                .map(|c| format!(" (case {c})"))
+                .unwrap_or_default();
+            let message = format!(
+                "riposte: {what}{case} awaits approval; answer with `riposte actions approve {}` or `reject`",
+                rec.id
+            );
+            let operation = if c.operation("request_approval").is_some() {
+                "request_approval"
+            } else {
+                "notify"
+            };
+            let req = CallRequest {
+                action_id: rec.id.clone(),
+                idempotency_key: format!("{}:approval:{name}", rec.id),
+                operation: operation.into(),
+                params: json!({"action": action, "message": message}),
+                undo: Value::Null,
+                context: json!({
+                    "case": run.case, "alert": run.alert,
+                    "playbook": {"id": pb.id, "name": pb.name, "version": pb.version},
+                    "run": {"id": run.id},
+                }),
+                timeout: APPROVAL_NOTIFY_TIMEOUT,
+            };
+            let result = tokio::time::timeout(APPROVAL_NOTIFY_TIMEOUT, c.call(&req)).await;
+            let entry = match result {
+                Ok(Ok(out)) => audit(
+                    "system",
+                    "approval.notified",
+                    json!({"action": rec.id, "via": name, "fields": out.fields, "at": now}),
+                ),
+                Ok(Err(e)) => {
+                    tracing::warn!(action = %rec.id, notifier = %name, error = %e, "cannot tell approvers");
+                    audit(
+                        "system",
+                        "approval.notify_failed",
+                        json!({"action": rec.id, "via": name, "error": e.to_string()}),
+                    )
+                }
+                Err(_) => {
+                    tracing::warn!(action = %rec.id, notifier = %name, "telling approvers timed out");
+                    audit(
+                        "system",
+                        "approval.notify_failed",
+                        json!({"action": rec.id, "via": name, "error": "no answer in time"}),
+                    )
+                }
+            };
+            if let Err(e) = self.store.record(entry).await {
+                tracing::warn!(action = %rec.id, error = %e, "cannot record the approval notice");
+            }
+        }
+    }
+
     async fn settle_gate(
         &self,
         mut rec: ActionRecord,
@@ -865,6 +963,9 @@ impl<S: RunStore> Engine<S> {
                     None => return Err(conflict(&format!("action {id}"))),
                 }
                 continue;
+            }
+            if rec.state == ActionState::AwaitingApproval {
+                self.notify_approvers(&rec, run, pb, now).await;
             }
             records.push(rec);
         }

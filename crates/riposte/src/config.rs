@@ -18,6 +18,10 @@
 //!   connectors: ./connectors             # *.yaml, one connector each
 //!   policy: ./policy.yaml                # optional; default policy without it
 //!   secret_key_file: /etc/riposte/secret.key   # RIPOSTE_SECRET_KEY wins when set
+//!   approvals: { notify: [slack] }       # connectors told of every action awaiting approval
+//!   slack:                               # Approve / Reject clicks at POST /slack/interactions
+//!     signing_secret: slack_signing      # a stored secret: the Slack app's signing secret
+//!     users: { U024BE7LH: alice }        # Slack user id → riposte token name (approver role)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -101,6 +105,32 @@ pub struct RespondConfig {
     /// The key that opens `<data dir>/secrets.json`; `RIPOSTE_SECRET_KEY` wins when set.
     #[serde(default)]
     pub secret_key_file: Option<PathBuf>,
+    /// Who is told when an action starts waiting for approval.
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
+    /// Approvals by button click in Slack.
+    #[serde(default)]
+    pub slack: Option<SlackConfig>,
+}
+
+/// `respond: approvals:`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// Connector names: each gets `request_approval` (or `notify`) for every waiting action.
+    #[serde(default)]
+    pub notify: Vec<String>,
+}
+
+/// `respond: slack:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The name of the stored secret holding the Slack app's signing secret.
+    pub signing_secret: String,
+    /// Slack user id → the riposte principal (token name) a click by them answers as.
+    #[serde(default)]
+    pub users: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {

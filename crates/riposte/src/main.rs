@@ -289,7 +289,8 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 state.cases = Some(live);
                 case_task = Some(task);
             }
-            if let Some(loaded) = respond {
+            if let Some(mut loaded) = respond {
+                state.slack = loaded.slack.take();
                 state.respond =
                     Some(respond_setup::start(loaded, store.clone(), state.cases.as_ref()).await?);
             }

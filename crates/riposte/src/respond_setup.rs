@@ -14,6 +14,7 @@ use riposte_respond::{
 };
 use riposte_server::live::LiveCases;
 use riposte_server::respond::{EngineHandle, Responder, follow_cases, start_ticker};
+use riposte_server::slack::SlackApprovals;
 use riposte_store::SqliteStore;
 
 use crate::config::{Config, RespondConfig, yaml_files};
@@ -23,6 +24,9 @@ pub const TICK: Duration = Duration::from_secs(1);
 
 /// What a configuration's `respond:` section loads to.
 pub struct Loaded {
+    pub approval_notifiers: Vec<String>,
+    /// The Slack approvals route, when `respond: slack:` is set.
+    pub slack: Option<Arc<SlackApprovals>>,
     pub policy: Policy,
     pub connectors: Connectors,
     pub playbooks: Vec<Playbook>,
@@ -81,6 +85,29 @@ pub fn load(rc: &RespondConfig, config: &Config, data_dir: &Path) -> Result<Load
             }
         }
     };
+    for n in &rc.approvals.notify {
+        match connectors.get(n) {
+            None => errors.push(format!(
+                "respond: approvals: notify: no connector is named `{n}`"
+            )),
+            Some(c) if c.operation("request_approval").is_none() && c.operation("notify").is_none() => {
+                errors.push(format!(
+                    "respond: approvals: notify: connector `{n}` has neither `request_approval` nor `notify`"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let slack = match &rc.slack {
+        None => None,
+        Some(sc) => match secrets.secret(&sc.signing_secret) {
+            Ok(s) => Some(Arc::new(SlackApprovals::new(s, sc.users.clone()))),
+            Err(e) => {
+                errors.push(format!("respond: slack: signing_secret: {e}"));
+                None
+            }
+        },
+    };
     if let Err(es) = policy.check_against(connectors.catalogue()) {
         errors.extend(es.iter().map(ToString::to_string));
     }
@@ -115,6 +142,8 @@ pub fn load(rc: &RespondConfig, config: &Config, data_dir: &Path) -> Result<Load
         );
     }
     Ok(Loaded {
+        approval_notifiers: rc.approvals.notify.clone(),
+        slack,
         policy,
         connectors,
         playbooks,
@@ -141,12 +170,15 @@ pub async fn start(
     cases: Option<&LiveCases>,
 ) -> Result<Arc<dyn Responder>> {
     let mut triggers = Vec::new();
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        loaded.policy,
-        loaded.connectors,
-        loaded.templates,
-    ));
+    let engine = Arc::new(
+        Engine::new(
+            store.clone(),
+            loaded.policy,
+            loaded.connectors,
+            loaded.templates,
+        )
+        .with_approval_notifiers(loaded.approval_notifiers),
+    );
     let count = loaded.playbooks.len();
     for p in loaded.playbooks {
         triggers.extend(p.on.iter().map(|t| t.kind));

@@ -261,11 +261,22 @@ operations:
     let (code, _, err) = run(&["secret", "keygen", "--out", key.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let data = base.join("data");
+    set_secret(&data, &key, "edr_token", EDR_SECRET);
+    Setup {
+        _dir: dir,
+        cfg,
+        data,
+        edr,
+    }
+}
+
+/// Seals `value` as the secret `name` in the data dir's vault, through the CLI.
+fn set_secret(data: &Path, key: &Path, name: &str, value: &str) {
     let mut child = Command::new(bin())
-        .args(["secret", "set", "edr_token", "--data-dir"])
-        .arg(&data)
+        .args(["secret", "set", name, "--data-dir"])
+        .arg(data)
         .arg("--key-file")
-        .arg(&key)
+        .arg(key)
         .env_remove("RIPOSTE_SECRET_KEY")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -276,7 +287,7 @@ operations:
         .stdin
         .take()
         .unwrap()
-        .write_all(EDR_SECRET.as_bytes())
+        .write_all(value.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -284,15 +295,13 @@ operations:
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Setup {
-        _dir: dir,
-        cfg,
-        data,
-        edr,
-    }
 }
 
 impl Setup {
+    fn base(&self) -> &Path {
+        self.cfg.parent().unwrap()
+    }
+
     fn serve(&self) -> Server {
         Server::start(&self.data, &["--config", self.cfg.to_str().unwrap()])
     }
@@ -739,4 +748,260 @@ steps:
         sent.iter().all(|r| r.path == "/api/hosts/ws-042/tag"),
         "{sent:?}"
     );
+}
+
+const SLACK_BOT_TOKEN: &str = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy";
+const SLACK_SIGNING: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+/// One Web API call: path, Authorization header, JSON body.
+type SlackCall = (String, Option<String>, Value);
+
+/// A stand-in for Slack's Web API: records each call (path, Authorization, JSON body) and
+/// answers as `chat.postMessage` does.
+struct SlackApi {
+    addr: String,
+    log: Arc<Mutex<Vec<SlackCall>>>,
+}
+
+impl SlackApi {
+    fn start() -> SlackApi {
+        let log: Arc<Mutex<Vec<SlackCall>>> = Arc::default();
+        let l = log.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap().to_string()).unwrap();
+                let app = axum::Router::new().fallback(
+                    move |uri: Uri, headers: HeaderMap, body: Bytes| {
+                        let log = l.clone();
+                        async move {
+                            let auth = headers
+                                .get("authorization")
+                                .and_then(|v| v.to_str().ok())
+                                .map(str::to_string);
+                            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            let channel = body["channel"].clone();
+                            log.lock().unwrap().push((uri.path().to_string(), auth, body));
+                            axum::Json(json!({"ok": true, "channel": channel, "ts": "1700000000.000100",
+                                              "message": {"type": "message", "subtype": "bot_message"}}))
+                        }
+                    },
+                );
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        SlackApi {
+            addr: rx.recv().unwrap(),
+            log,
+        }
+    }
+
+    fn posts(&self) -> Vec<SlackCall> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// A Slack `block_actions` click on one of riposte's buttons, form-encoded as Slack sends it.
+fn slack_click(user: &str, button: &str, action: &str) -> String {
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": user.to_lowercase(), "team_id": "T0SOC"},
+        "team": {"id": "T0SOC", "domain": "soc"},
+        "container": {"type": "message", "message_ts": "1700000000.000100", "channel_id": "C0SOC"},
+        "trigger_id": "123.456.abc",
+        "response_url": "https://hooks.slack.com/actions/T0SOC/1/xyz",
+        "actions": [{"type": "button", "action_id": button, "block_id": format!("riposte:{action}"),
+                     "value": action, "action_ts": "1700000001.000200"}],
+    });
+    let enc: String = payload
+        .to_string()
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("payload={enc}")
+}
+
+/// Slack's request signature: `v0=` hex(HMAC-SHA256(secret, `v0:{ts}:{body}`)).
+fn slack_headers(secret: &str, ts: i64, body: &str) -> Vec<(&'static str, String)> {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    let sig = hex::encode(mac.finalize().into_bytes());
+    vec![
+        ("Content-Type", "application/x-www-form-urlencoded".into()),
+        ("X-Slack-Request-Timestamp", ts.to_string()),
+        ("X-Slack-Signature", format!("v0={sig}")),
+    ]
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn a_signed_slack_click_approves_and_forged_replayed_or_unentitled_clicks_are_refused() {
+    let s = setup(0, &[("contain.yaml", CONTAIN)]);
+    let slack = SlackApi::start();
+    let base = s.base().to_path_buf();
+    std::fs::write(
+        base.join("connectors/slack.yaml"),
+        format!(
+            "name: slack\nkind: slack\ntoken: slack_bot\nchannel: C0SOC\nbase_url: http://{}/api\npublic_url: https://riposte.corp.example\ntimeout: 5s\n",
+            slack.addr
+        ),
+    )
+    .unwrap();
+    let mut c = std::fs::read_to_string(&s.cfg).unwrap();
+    c.push_str("  approvals: { notify: [slack] }\n  slack:\n    signing_secret: slack_signing\n    users: { U0BOB: bob, U0CAROL: carol }\n");
+    std::fs::write(&s.cfg, c).unwrap();
+    let key = base.join("secret.key");
+    set_secret(&s.data, &key, "slack_bot", SLACK_BOT_TOKEN);
+    set_secret(&s.data, &key, "slack_signing", SLACK_SIGNING);
+    let srv = s.serve();
+    token(&s.data, "bob", "approver");
+    token(&s.data, "carol", "analyst");
+
+    let isolate = story_until_waiting(&srv, "isolate_host");
+    let id = isolate["id"].as_str().unwrap().to_string();
+
+    // The approval request reached Slack, with the bot token and both buttons for this action.
+    let (path, auth, msg) = wait("the approval message in Slack", || {
+        slack.posts().first().cloned()
+    });
+    assert_eq!(path, "/api/chat.postMessage");
+    assert_eq!(
+        auth.as_deref(),
+        Some(format!("Bearer {SLACK_BOT_TOKEN}").as_str())
+    );
+    assert_eq!(msg["channel"], "C0SOC");
+    let buttons = msg["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .expect("an actions block")["elements"]
+        .clone();
+    let ids: Vec<&str> = buttons
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["action_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["riposte_approve", "riposte_reject"], "{msg:#}");
+    assert!(
+        buttons
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["value"] == id.as_str()),
+        "{msg:#}"
+    );
+    let text = msg["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("edr.isolate_host") && text.contains(&format!("/api/v1/actions/{id}")),
+        "{text}"
+    );
+
+    let post = |headers: &[(&str, String)], body: &str| {
+        common::request_with(
+            &srv.http,
+            "POST",
+            "/slack/interactions",
+            headers,
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    let approve_by = |user: &str| slack_click(user, "riposte_approve", &id);
+    // Forged: signed with another secret.
+    let body = approve_by("U0BOB");
+    let (code, v) = post(&slack_headers("not-the-secret", now_secs(), &body), &body);
+    assert_eq!(code, 401, "{v}");
+    // Replayed from long ago: correctly signed, but the timestamp is 10 minutes old.
+    let (code, v) = post(
+        &slack_headers(SLACK_SIGNING, now_secs() - 600, &body),
+        &body,
+    );
+    assert_eq!(code, 401, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("stale"), "{v}");
+    // Signed, but carol is an analyst, and eve is nobody riposte knows.
+    let body = approve_by("U0CAROL");
+    let (code, v) = post(&slack_headers(SLACK_SIGNING, now_secs(), &body), &body);
+    assert_eq!(code, 403, "{v}");
+    let body = approve_by("U0EVE");
+    let (code, v) = post(&slack_headers(SLACK_SIGNING, now_secs(), &body), &body);
+    assert_eq!(code, 403, "{v}");
+    assert!(
+        s.edr.requests("/isolate").is_empty(),
+        "no refused click sent anything"
+    );
+    assert_eq!(
+        srv.get(&format!("/api/v1/actions/{id}"), Some(&srv.token))
+            .1["state"]["state"],
+        "awaiting_approval"
+    );
+
+    // Bob's signed click approves; the EDR gets exactly one request.
+    let body = approve_by("U0BOB");
+    let headers = slack_headers(SLACK_SIGNING, now_secs(), &body);
+    let (code, v) = post(&headers, &body);
+    assert_eq!(code, 200, "{v}");
+    let done = action_in_state(&srv, &id, "succeeded");
+    assert_eq!(done["approval"]["votes"][0]["principal"], "bob", "{done:#}");
+    // The same signed request again is a replay.
+    let (code, v) = post(&headers, &body);
+    assert_eq!(code, 401, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("replay"), "{v}");
+    assert_eq!(s.edr.requests("/isolate").len(), 1);
+
+    // All of it is on the record, and the record holds.
+    let audit = audit_bodies(&srv);
+    let of = |verb: &str| {
+        audit
+            .iter()
+            .filter(|a| a["action"] == verb)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let refused = of("slack.refused");
+    assert_eq!(refused.len(), 5, "{refused:#?}");
+    let reasons: Vec<String> = refused
+        .iter()
+        .map(|r| r["detail"]["reason"].to_string())
+        .collect();
+    for want in [
+        "does not match",
+        "stale",
+        "approver role",
+        "not mapped",
+        "replay",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(want)),
+            "no refusal for {want}: {reasons:#?}"
+        );
+    }
+    let clicks = of("slack.click");
+    assert_eq!(clicks.len(), 1, "{clicks:#?}");
+    assert_eq!(clicks[0]["actor"], "bob");
+    assert_eq!(clicks[0]["detail"]["slack_user"], "U0BOB");
+    assert_eq!(of("approval.notified").len(), 1);
+    let (code, out, err) = run(&["audit", "verify", "--data-dir", s.data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The bot token and the signing secret are nowhere in the trail.
+    let trail = serde_json::to_string(&audit).unwrap();
+    assert!(!trail.contains(SLACK_BOT_TOKEN) && !trail.contains(SLACK_SIGNING));
 }

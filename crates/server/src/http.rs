@@ -55,6 +55,11 @@ pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
         .layer(DefaultBodyLimit::max(state.limits.max_body));
     Router::new()
         .route("/healthz", get(healthz))
+        // Outside `/api/v1`: Slack signs its requests instead of sending a token.
+        .route(
+            "/slack/interactions",
+            post(crate::slack::interactions::<S>).layer(DefaultBodyLimit::max(64 * 1024)),
+        )
         .nest("/api/v1", api)
         .fallback(not_found)
         .with_state(state)

@@ -13,6 +13,7 @@ pub mod correlation;
 mod http;
 pub mod live;
 pub mod respond;
+pub mod slack;
 pub mod syslog;
 
 use std::net::SocketAddr;
@@ -63,6 +64,8 @@ pub struct AppState<S: Store> {
     pub reload: Option<Arc<dyn Reload>>,
     /// The response engine; `None` when the configuration has no `respond:`.
     pub respond: Option<Arc<dyn respond::Responder>>,
+    /// Approve / Reject clicks from Slack; `None` without `respond: slack:`.
+    pub slack: Option<Arc<slack::SlackApprovals>>,
 }
 
 /// Reloads the reloadable configuration: all or nothing per part, the parts that fail keep
@@ -89,6 +92,7 @@ impl<S: Store> AppState<S> {
             correlation: None,
             reload: None,
             respond: None,
+            slack: None,
         }
     }
 

@@ -151,13 +151,28 @@ pub fn try_request(
     token: Option<&str>,
     body: &[u8],
 ) -> std::io::Result<(u16, serde_json::Value)> {
+    let auth: Vec<(&str, String)> = token
+        .map(|t| vec![("Authorization", format!("Bearer {t}"))])
+        .unwrap_or_default();
+    request_with(addr, method, path, &auth, body)
+}
+
+/// One request with the given headers (besides Host, Content-Length and Connection).
+pub fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<(u16, serde_json::Value)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes())?;
