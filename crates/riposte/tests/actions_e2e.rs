@@ -851,9 +851,9 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
-#[test]
-fn a_signed_slack_click_approves_and_forged_replayed_or_unentitled_clicks_are_refused() {
-    let s = setup(0, &[("contain.yaml", CONTAIN)]);
+/// Adds the Slack connector (on a stand-in), approval notices to it, and Slack approvals
+/// with bob and carol mapped, to a setup.
+fn with_slack(s: &Setup) -> SlackApi {
     let slack = SlackApi::start();
     let base = s.base().to_path_buf();
     std::fs::write(
@@ -870,6 +870,13 @@ fn a_signed_slack_click_approves_and_forged_replayed_or_unentitled_clicks_are_re
     let key = base.join("secret.key");
     set_secret(&s.data, &key, "slack_bot", SLACK_BOT_TOKEN);
     set_secret(&s.data, &key, "slack_signing", SLACK_SIGNING);
+    slack
+}
+
+#[test]
+fn a_signed_slack_click_approves_and_forged_replayed_or_unentitled_clicks_are_refused() {
+    let s = setup(0, &[("contain.yaml", CONTAIN)]);
+    let slack = with_slack(&s);
     let srv = s.serve();
     token(&s.data, "bob", "approver");
     token(&s.data, "carol", "analyst");
@@ -1004,4 +1011,77 @@ fn a_signed_slack_click_approves_and_forged_replayed_or_unentitled_clicks_are_re
     // The bot token and the signing secret are nowhere in the trail.
     let trail = serde_json::to_string(&audit).unwrap();
     assert!(!trail.contains(SLACK_BOT_TOKEN) && !trail.contains(SLACK_SIGNING));
+}
+
+#[test]
+fn no_secret_reaches_a_log_line_an_api_answer_or_the_audit_trail() {
+    let s = setup(0, &[("contain.yaml", CONTAIN)]);
+    let slack = with_slack(&s);
+    let log = s.base().join("serve.log");
+    // Everything riposte and its libraries log, at the most detailed level.
+    let srv = Server::start_logging(
+        &s.data,
+        &["--config", s.cfg.to_str().unwrap()],
+        "trace",
+        Some(&log),
+    );
+    let bob = token(&s.data, "bob", "approver");
+    let isolate = story_until_waiting(&srv, "isolate_host");
+    let id = isolate["id"].as_str().unwrap().to_string();
+    wait("the approval message in Slack", || {
+        slack.posts().first().cloned()
+    });
+    let body = slack_click("U0BOB", "riposte_approve", &id);
+    let (code, v) = common::request_with(
+        &srv.http,
+        "POST",
+        "/slack/interactions",
+        &slack_headers(SLACK_SIGNING, now_secs(), &body),
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{v}");
+    action_in_state(&srv, &id, "succeeded");
+    let (code, v) = srv.post(&format!("/api/v1/actions/{id}/undo"), Some(&bob), b"");
+    assert_eq!(code, 200, "{v}");
+    wait("the EDR to get the release", || {
+        (!s.edr.requests("/release").is_empty()).then_some(())
+    });
+    // The secrets did go out, where they belong.
+    assert_eq!(
+        s.edr.requests("/isolate")[0].auth.as_deref(),
+        Some(format!("Bearer {EDR_SECRET}").as_str())
+    );
+
+    let mut answers = String::new();
+    for path in [
+        "/api/v1/actions".to_string(),
+        format!("/api/v1/actions/{id}"),
+        format!("/api/v1/runs/{}", isolate["run_id"].as_str().unwrap()),
+        "/api/v1/stats".to_string(),
+        "/api/v1/cases".to_string(),
+    ] {
+        let (code, v) = srv.get(&path, Some(&srv.token));
+        assert_eq!(code, 200, "{path}: {v}");
+        answers.push_str(&v.to_string());
+    }
+    answers.push_str(&serde_json::to_string(&audit_bodies(&srv)).unwrap());
+    drop(srv);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.lines().count() > 100 && logged.contains("TRACE"),
+        "the log holds the run at trace level ({} lines)",
+        logged.lines().count()
+    );
+    for (name, secret) in [
+        ("the EDR token", EDR_SECRET),
+        ("the Slack bot token", SLACK_BOT_TOKEN),
+        ("the Slack signing secret", SLACK_SIGNING),
+    ] {
+        assert!(!logged.contains(secret), "{name} is in the log");
+        assert!(
+            !answers.contains(secret),
+            "{name} is in an API answer or the audit trail"
+        );
+    }
 }

@@ -48,13 +48,22 @@ pub struct Server {
 impl Server {
     /// Starts `riposte serve` on 127.0.0.1:0 with `extra` arguments and waits until it listens.
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        Server::start_logging(data, extra, "warn", None)
+    }
+
+    /// Like [`Server::start`], logging at `level` (`RIPOSTE_LOG`) into `log` when given.
+    pub fn start_logging(data: &Path, extra: &[&str], level: &str, log: Option<&Path>) -> Server {
+        let stderr = match log {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::null(),
+        };
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .args(extra)
-            .env("RIPOSTE_LOG", "warn")
+            .env("RIPOSTE_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
