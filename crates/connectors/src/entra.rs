@@ -293,7 +293,13 @@ impl Entra {
             .send(&r, req.timeout)
             .await
             .map_err(|e| self.not_found(&id, e))?;
-        Ok(outcome(&id, target, Some(previous), true, Some(reply.status)))
+        Ok(outcome(
+            &id,
+            target,
+            Some(previous),
+            true,
+            Some(reply.status),
+        ))
     }
 
     async fn revoke(&self, req: &CallRequest) -> Result<CallOutcome, ConnectorError> {

@@ -28,7 +28,15 @@ use riposte_respond::{Connector, LoadError, SecretSource, Templates};
 use serde::Deserialize;
 
 /// Every `kind` a connector definition may name.
-pub const KINDS: &[&str] = &["http", "webhook", crowdstrike::KIND, defender::KIND, sentinelone::KIND, okta::KIND, entra::KIND];
+pub const KINDS: &[&str] = &[
+    "http",
+    "webhook",
+    crowdstrike::KIND,
+    defender::KIND,
+    sentinelone::KIND,
+    okta::KIND,
+    entra::KIND,
+];
 
 #[derive(Deserialize)]
 struct KindOnly {

@@ -93,27 +93,49 @@ fn vendor(t: Arc<Mutex<Tenant>>) -> impl Fn(&Seen, usize) -> Answer {
         let current = format!("Bearer eyJ0eXAiOiJKV1Qi.graph{}", t.tokens);
         if req.header("authorization") != Some(current.as_str()) || t.expire_next {
             t.expire_next = false;
-            return graph_error(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.");
+            return graph_error(
+                401,
+                "InvalidAuthenticationToken",
+                "Access token has expired or is not yet valid.",
+            );
         }
         let rest = req.path.strip_prefix("/v1.0/users/").unwrap_or("");
         let (key, tail) = rest.split_once('/').unwrap_or((rest, ""));
         match key {
             "busy@corp.example" => {
-                return graph_error(429, "TooManyRequests", "Too many requests.").with_header("Retry-After", "12");
+                return graph_error(429, "TooManyRequests", "Too many requests.")
+                    .with_header("Retry-After", "12");
             }
-            "down@corp.example" => return Answer::text(503, "text/html", "<html>Service Unavailable</html>"),
+            "down@corp.example" => {
+                return Answer::text(503, "text/html", "<html>Service Unavailable</html>");
+            }
             "ceo@corp.example" if req.method == "GET" => {
                 return Answer::json(200, json!({"id": "ceo-id", "accountEnabled": true}));
             }
-            "ceo-id" => return graph_error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
+            "ceo-id" => {
+                return graph_error(
+                    403,
+                    "Authorization_RequestDenied",
+                    "Insufficient privileges to complete the operation.",
+                );
+            }
             k if k == UID || k == UPN => {}
             other => {
-                return graph_error(404, "Request_ResourceNotFound", &format!("Resource '{other}' does not exist or one of its queried reference-property objects are not present."));
+                return graph_error(
+                    404,
+                    "Request_ResourceNotFound",
+                    &format!(
+                        "Resource '{other}' does not exist or one of its queried reference-property objects are not present."
+                    ),
+                );
             }
         }
         match (req.method.as_str(), tail) {
             ("GET", "") => {
-                assert_eq!(req.query_pairs().get("$select").map(String::as_str), Some("id,accountEnabled"));
+                assert_eq!(
+                    req.query_pairs().get("$select").map(String::as_str),
+                    Some("id,accountEnabled")
+                );
                 Answer::json(
                     200,
                     json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users(id,accountEnabled)/$entity", "id": UID, "accountEnabled": t.enabled}),
@@ -122,10 +144,17 @@ fn vendor(t: Arc<Mutex<Tenant>>) -> impl Fn(&Seen, usize) -> Answer {
             ("PATCH", "") => {
                 assert_eq!(key, UID, "the change goes to the object id read before");
                 if req.header("content-type") != Some("application/json") {
-                    return graph_error(415, "UnsupportedMediaType", "Content-Type must be application/json");
+                    return graph_error(
+                        415,
+                        "UnsupportedMediaType",
+                        "Content-Type must be application/json",
+                    );
                 }
                 let body = req.json();
-                match (body.as_object().map(|o| o.len()), body["accountEnabled"].as_bool()) {
+                match (
+                    body.as_object().map(|o| o.len()),
+                    body["accountEnabled"].as_bool(),
+                ) {
                     (Some(1), Some(v)) => t.enabled = v,
                     _ => return graph_error(400, "Request_BadRequest", "Invalid property values."),
                 }
@@ -145,7 +174,9 @@ fn lines(s: &StandIn) -> Vec<String> {
         .iter()
         .map(|r| {
             let q = r.query_pairs().get("$select").cloned().unwrap_or_default();
-            format!("{} {} {q}", r.method, r.path).trim_end().to_string()
+            format!("{} {} {q}", r.method, r.path)
+                .trim_end()
+                .to_string()
         })
         .collect()
 }
@@ -160,15 +191,28 @@ async fn disable_by_principal_name_then_enable_with_the_undo_record() {
     assert!(spec.idempotent && !spec.irreversible);
 
     let out = c
-        .call(&call("disable_account", json!({"user_principal_name": UPN}), json!(null), "k1"))
+        .call(&call(
+            "disable_account",
+            json!({"user_principal_name": UPN}),
+            json!(null),
+            "k1",
+        ))
         .await
         .expect("disabled");
-    assert_eq!(out.undo, json!({"user_id": UID, "previous_account_enabled": true}));
+    assert_eq!(
+        out.undo,
+        json!({"user_id": UID, "previous_account_enabled": true})
+    );
     assert_eq!(out.status, Some(204));
     assert!(!t.lock().expect("t").enabled);
 
     let back = c
-        .call(&call("enable_account", json!({"user_principal_name": UPN}), out.undo, "k2"))
+        .call(&call(
+            "enable_account",
+            json!({"user_principal_name": UPN}),
+            out.undo,
+            "k2",
+        ))
         .await
         .expect("enabled");
     assert_eq!(back.fields["changed"], true);
@@ -188,7 +232,10 @@ async fn disable_by_principal_name_then_enable_with_the_undo_record() {
     let seen = s.seen();
     assert_eq!(seen[2].json(), json!({"accountEnabled": false}));
     assert_eq!(seen[4].json(), json!({"accountEnabled": true}));
-    assert_eq!(seen[2].header("authorization"), Some("Bearer eyJ0eXAiOiJKV1Qi.graph1"));
+    assert_eq!(
+        seen[2].header("authorization"),
+        Some("Bearer eyJ0eXAiOiJKV1Qi.graph1")
+    );
 }
 
 #[tokio::test]
@@ -197,10 +244,18 @@ async fn an_account_disabled_before_riposte_acted_stays_disabled_on_undo() {
     let s = StandIn::start(vendor(t.clone())).await;
     let c = entra_at(&s.url, SECRET);
     let out = c
-        .call(&call("disable_account", json!({"user_id": UID}), json!(null), "k1"))
+        .call(&call(
+            "disable_account",
+            json!({"user_id": UID}),
+            json!(null),
+            "k1",
+        ))
         .await
         .expect("nothing to change");
-    assert_eq!(out.undo, json!({"user_id": UID, "previous_account_enabled": false}));
+    assert_eq!(
+        out.undo,
+        json!({"user_id": UID, "previous_account_enabled": false})
+    );
     assert_eq!(out.fields["changed"], false);
     let back = c
         .call(&call("enable_account", json!({}), out.undo, "k2"))
@@ -220,11 +275,21 @@ async fn a_retried_disable_records_the_value_from_before_its_first_attempt() {
     let t = tenant(true);
     let s = StandIn::start(vendor(t.clone())).await;
     let c = entra_at(&s.url, SECRET);
-    c.call(&call("disable_account", json!({"user_id": UID}), json!(null), "same"))
-        .await
-        .expect("first attempt");
+    c.call(&call(
+        "disable_account",
+        json!({"user_id": UID}),
+        json!(null),
+        "same",
+    ))
+    .await
+    .expect("first attempt");
     let retry = c
-        .call(&call("disable_account", json!({"user_id": UID}), json!(null), "same"))
+        .call(&call(
+            "disable_account",
+            json!({"user_id": UID}),
+            json!(null),
+            "same",
+        ))
         .await
         .expect("retry");
     assert_eq!(retry.undo["previous_account_enabled"], true);
@@ -239,19 +304,43 @@ async fn the_check_reads_account_enabled_and_its_undo_refuses_to_guess() {
     let t = tenant(true);
     let s = StandIn::start(vendor(t.clone())).await;
     let c = entra_at(&s.url, SECRET);
-    let req = call("disable_account", json!({"user_principal_name": UPN}), json!(null), "k");
+    let req = call(
+        "disable_account",
+        json!({"user_principal_name": UPN}),
+        json!(null),
+        "k",
+    );
     assert_eq!(c.check(&req).expect("check").await.expect("asked"), None);
     t.lock().expect("t").enabled = false;
-    let done = c.check(&req).expect("check").await.expect("asked").expect("done");
-    assert_eq!(done.undo, json!({"user_id": UID, "previous_account_enabled": null}));
-    assert!(s.seen().iter().all(|r| r.method != "PATCH"), "a check only reads");
+    let done = c
+        .check(&req)
+        .expect("check")
+        .await
+        .expect("asked")
+        .expect("done");
+    assert_eq!(
+        done.undo,
+        json!({"user_id": UID, "previous_account_enabled": null})
+    );
+    assert!(
+        s.seen().iter().all(|r| r.method != "PATCH"),
+        "a check only reads"
+    );
     let e = c
         .call(&call("enable_account", json!({}), done.undo, "k2"))
         .await
         .expect_err("unknown before");
     assert!(e.to_string().contains("is unknown"), "{e}");
     assert!(!t.lock().expect("t").enabled);
-    assert!(c.check(&call("revoke_sessions", json!({"user_id": UID}), json!(null), "k")).is_none());
+    assert!(
+        c.check(&call(
+            "revoke_sessions",
+            json!({"user_id": UID}),
+            json!(null),
+            "k"
+        ))
+        .is_none()
+    );
 }
 
 #[tokio::test]
@@ -263,16 +352,33 @@ async fn revoke_sessions_is_irreversible_and_needs_graphs_confirmation() {
     assert!(spec.irreversible && spec.inverse.is_none());
     assert_eq!(spec.floor_class(), Class::Approve);
     let out = c
-        .call(&call("revoke_sessions", json!({"user_principal_name": UPN}), json!(null), "k"))
+        .call(&call(
+            "revoke_sessions",
+            json!({"user_principal_name": UPN}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect("revoked");
     assert_eq!(out.fields["revoked"], true);
     assert_eq!(out.status, Some(200));
     let last = s.seen().pop().expect("seen");
-    assert_eq!((last.method.as_str(), last.path.as_str(), last.body.as_str()), ("POST", "/v1.0/users/alice@corp.example/revokeSignInSessions", ""));
+    assert_eq!(
+        (last.method.as_str(), last.path.as_str(), last.body.as_str()),
+        (
+            "POST",
+            "/v1.0/users/alice@corp.example/revokeSignInSessions",
+            ""
+        )
+    );
     t.lock().expect("t").revoke_answers = json!(false);
     let e = c
-        .call(&call("revoke_sessions", json!({"user_id": UID}), json!(null), "k"))
+        .call(&call(
+            "revoke_sessions",
+            json!({"user_id": UID}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect_err("value false");
     assert!(e.to_string().contains("did not confirm"), "{e}");
@@ -284,17 +390,44 @@ async fn graph_refusals_are_clear_and_an_expired_token_is_refreshed_once() {
     let s = StandIn::start(vendor(t.clone())).await;
     let c = entra_at(&s.url, SECRET);
     let e = c
-        .call(&call("disable_account", json!({"user_principal_name": "nobody@corp.example"}), json!(null), "k"))
+        .call(&call(
+            "disable_account",
+            json!({"user_principal_name": "nobody@corp.example"}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect_err("404");
-    assert!(matches!(e, ConnectorError::Rejected { status: Some(404), .. }), "{e:?}");
-    assert!(e.to_string().contains("no Entra user `nobody@corp.example`"), "{e}");
+    assert!(
+        matches!(
+            e,
+            ConnectorError::Rejected {
+                status: Some(404),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .contains("no Entra user `nobody@corp.example`"),
+        "{e}"
+    );
     assert!(e.to_string().contains("Request_ResourceNotFound"), "{e}");
     let e = c
-        .call(&call("disable_account", json!({"user_principal_name": "ceo@corp.example"}), json!(null), "k"))
+        .call(&call(
+            "disable_account",
+            json!({"user_principal_name": "ceo@corp.example"}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect_err("403");
-    assert!(e.to_string().contains("Authorization_RequestDenied: Insufficient privileges"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Authorization_RequestDenied: Insufficient privileges"),
+        "{e}"
+    );
     assert!(!e.retryable());
     let e = c
         .call(&call("disable_account", json!({}), json!(null), "k"))
@@ -303,18 +436,38 @@ async fn graph_refusals_are_clear_and_an_expired_token_is_refreshed_once() {
     assert!(matches!(e, ConnectorError::Config { .. }), "{e:?}");
 
     t.lock().expect("t").expire_next = true;
-    c.call(&call("revoke_sessions", json!({"user_id": UID}), json!(null), "k"))
-        .await
-        .expect("refreshed once, then revoked");
+    c.call(&call(
+        "revoke_sessions",
+        json!({"user_id": UID}),
+        json!(null),
+        "k",
+    ))
+    .await
+    .expect("refreshed once, then revoked");
     assert_eq!(t.lock().expect("t").tokens, 2);
 
     let e = c
-        .call(&call("revoke_sessions", json!({"user_principal_name": "busy@corp.example"}), json!(null), "k"))
+        .call(&call(
+            "revoke_sessions",
+            json!({"user_principal_name": "busy@corp.example"}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect_err("429");
-    assert_eq!(e, ConnectorError::RateLimited { retry_after_secs: Some(12) });
+    assert_eq!(
+        e,
+        ConnectorError::RateLimited {
+            retry_after_secs: Some(12)
+        }
+    );
     let e = c
-        .call(&call("revoke_sessions", json!({"user_principal_name": "down@corp.example"}), json!(null), "k"))
+        .call(&call(
+            "revoke_sessions",
+            json!({"user_principal_name": "down@corp.example"}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect_err("503");
     assert!(matches!(e, ConnectorError::Transient { .. }), "{e:?}");
@@ -327,14 +480,31 @@ async fn the_client_secret_never_appears_in_an_error() {
     let wrong = "Wr0ng~entra-secret-value";
     let mut errors = vec![
         entra_at(&s.url, wrong)
-            .call(&call("disable_account", json!({"user_id": UID}), json!(null), "k"))
+            .call(&call(
+                "disable_account",
+                json!({"user_id": UID}),
+                json!(null),
+                "k",
+            ))
             .await
             .expect_err("invalid_client"),
     ];
-    assert!(errors[0].to_string().contains("invalid_client"), "{}", errors[0]);
+    assert!(
+        errors[0].to_string().contains("invalid_client"),
+        "{}",
+        errors[0]
+    );
     let c = entra_at(&s.url, SECRET);
-    for p in [json!({"user_id": "x"}), json!({"user_principal_name": "ceo@corp.example"}), json!({})] {
-        errors.push(c.call(&call("disable_account", p, json!(null), "k")).await.expect_err("fails"));
+    for p in [
+        json!({"user_id": "x"}),
+        json!({"user_principal_name": "ceo@corp.example"}),
+        json!({}),
+    ] {
+        errors.push(
+            c.call(&call("disable_account", p, json!(null), "k"))
+                .await
+                .expect_err("fails"),
+        );
     }
     for e in errors {
         let shown = format!("{e} {e:?}");
@@ -345,14 +515,18 @@ async fn the_client_secret_never_appears_in_an_error() {
 
 #[test]
 fn a_bad_definition_names_the_field() {
-    let load = |text: &str| entra::load("e.yaml", text, Arc::new(StaticSecrets::default())).expect_err(text);
+    let load = |text: &str| {
+        entra::load("e.yaml", text, Arc::new(StaticSecrets::default())).expect_err(text)
+    };
     let e = load("name: entra\nkind: entra\nclient_id: a\nclient_secret: s\n");
     assert!(e.to_string().contains("tenant_id"), "{e}");
     let e = load("name: entra\nkind: entra\ntenant_id: 'a b'\nclient_id: a\nclient_secret: s\n");
     assert_eq!(e.line, 3, "{e}");
     let e = load("name: entra\nkind: entra\ntenant_id: t\nclient_id: ' '\nclient_secret: s\n");
     assert!(e.to_string().contains("client_id"), "{e}");
-    let e = load("name: entra\nkind: entra\ntenant_id: t\nclient_id: a\nclient_secret: s\nbase_url: graph.microsoft.com\n");
+    let e = load(
+        "name: entra\nkind: entra\ntenant_id: t\nclient_id: a\nclient_secret: s\nbase_url: graph.microsoft.com\n",
+    );
     assert_eq!(e.line, 6, "{e}");
 }
 

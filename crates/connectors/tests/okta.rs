@@ -19,7 +19,8 @@ const LOGIN: &str = "alice@corp.example";
 const TOKEN: &str = "00QCjAl4MlV-WPXM-ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
 fn okta_at(url: &str) -> Arc<dyn Connector> {
-    let text = format!("name: okta\nkind: okta\nbase_url: {url}\napi_token: okta_token\ntimeout: 5s\n");
+    let text =
+        format!("name: okta\nkind: okta\nbase_url: {url}\napi_token: okta_token\ntimeout: 5s\n");
     let secrets = StaticSecrets(
         [("okta_token".to_string(), Secret::new(TOKEN))]
             .into_iter()
@@ -70,32 +71,84 @@ fn vendor(status: Arc<Mutex<&'static str>>) -> impl Fn(&Seen, usize) -> Answer {
         let parts: Vec<&str> = rest.split('/').collect();
         match (req.method.as_str(), parts.as_slice()) {
             ("GET", ["busy@corp.example"]) => {
-                let reset = SystemTime::now().duration_since(UNIX_EPOCH).expect("now").as_secs() + 30;
-                okta_error(429, "E0000047", "API call exceeded rate limit due to too many requests.", &[])
-                    .with_header("X-Rate-Limit-Limit", "600")
-                    .with_header("X-Rate-Limit-Remaining", "0")
-                    .with_header("X-Rate-Limit-Reset", &reset.to_string())
+                let reset = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .expect("now")
+                    .as_secs()
+                    + 30;
+                okta_error(
+                    429,
+                    "E0000047",
+                    "API call exceeded rate limit due to too many requests.",
+                    &[],
+                )
+                .with_header("X-Rate-Limit-Limit", "600")
+                .with_header("X-Rate-Limit-Remaining", "0")
+                .with_header("X-Rate-Limit-Reset", &reset.to_string())
             }
-            ("GET", ["down@corp.example"]) => Answer::text(503, "text/html", "<html>Service Unavailable</html>"),
+            ("GET", ["down@corp.example"]) => {
+                Answer::text(503, "text/html", "<html>Service Unavailable</html>")
+            }
             ("GET", [key]) if *key == UID || *key == LOGIN => Answer::json(200, user(&st)),
-            ("GET", [key]) => okta_error(404, "E0000007", &format!("Not found: Resource not found: {key} (User)"), &[]),
+            ("GET", [key]) => okta_error(
+                404,
+                "E0000007",
+                &format!("Not found: Resource not found: {key} (User)"),
+                &[],
+            ),
             // Lifecycle operations by id, as riposte sends them once it has read the user.
             ("POST", [UID, "lifecycle", op]) => {
                 if !req.body.is_empty() {
-                    return okta_error(400, "E0000003", "The request body was not well-formed.", &[]);
+                    return okta_error(
+                        400,
+                        "E0000003",
+                        "The request body was not well-formed.",
+                        &[],
+                    );
                 }
                 match (*op, *st) {
                     ("suspend", "ACTIVE") => *st = "SUSPENDED",
                     ("unsuspend", "SUSPENDED") => *st = "ACTIVE",
-                    ("suspend", _) => return okta_error(400, "E0000001", "Api validation failed: suspendUser", &["Cannot suspend a user that is not active"]),
-                    ("unsuspend", _) => return okta_error(400, "E0000001", "Api validation failed: unsuspendUser", &["Cannot unsuspend a user that is not suspended"]),
-                    _ => return okta_error(404, "E0000022", "The endpoint does not support the provided HTTP method", &[]),
+                    ("suspend", _) => {
+                        return okta_error(
+                            400,
+                            "E0000001",
+                            "Api validation failed: suspendUser",
+                            &["Cannot suspend a user that is not active"],
+                        );
+                    }
+                    ("unsuspend", _) => {
+                        return okta_error(
+                            400,
+                            "E0000001",
+                            "Api validation failed: unsuspendUser",
+                            &["Cannot unsuspend a user that is not suspended"],
+                        );
+                    }
+                    _ => {
+                        return okta_error(
+                            404,
+                            "E0000022",
+                            "The endpoint does not support the provided HTTP method",
+                            &[],
+                        );
+                    }
                 }
                 Answer::json(200, json!({}))
             }
             ("DELETE", [UID, "sessions"]) => Answer::empty(204),
-            ("POST" | "DELETE", [other, ..]) => okta_error(404, "E0000007", &format!("Not found: Resource not found: {other} (User)"), &[]),
-            _ => okta_error(404, "E0000022", "The endpoint does not support the provided HTTP method", &[]),
+            ("POST" | "DELETE", [other, ..]) => okta_error(
+                404,
+                "E0000007",
+                &format!("Not found: Resource not found: {other} (User)"),
+                &[],
+            ),
+            _ => okta_error(
+                404,
+                "E0000022",
+                "The endpoint does not support the provided HTTP method",
+                &[],
+            ),
         }
     }
 }
@@ -117,15 +170,28 @@ async fn suspend_by_login_then_unsuspend_with_the_undo_record() {
     assert_eq!(spec.class, Class::Approve);
 
     let out = c
-        .call(&call("suspend_user", json!({"login": LOGIN}), json!(null), "k1"))
+        .call(&call(
+            "suspend_user",
+            json!({"login": LOGIN}),
+            json!(null),
+            "k1",
+        ))
         .await
         .expect("suspended");
-    assert_eq!(out.undo, json!({"user_id": UID, "previous_status": "ACTIVE"}));
+    assert_eq!(
+        out.undo,
+        json!({"user_id": UID, "previous_status": "ACTIVE"})
+    );
     assert_eq!(out.fields["changed"], true);
     assert_eq!(*status.lock().expect("s"), "SUSPENDED");
 
     let back = c
-        .call(&call("unsuspend_user", json!({"login": LOGIN}), out.undo, "k2"))
+        .call(&call(
+            "unsuspend_user",
+            json!({"login": LOGIN}),
+            out.undo,
+            "k2",
+        ))
         .await
         .expect("unsuspended");
     assert_eq!(back.fields["changed"], true);
@@ -142,7 +208,10 @@ async fn suspend_by_login_then_unsuspend_with_the_undo_record() {
         ]
     );
     let seen = s.seen();
-    assert_eq!(seen[1].header("authorization"), Some(format!("SSWS {TOKEN}").as_str()));
+    assert_eq!(
+        seen[1].header("authorization"),
+        Some(format!("SSWS {TOKEN}").as_str())
+    );
     assert_eq!(seen[1].body, "");
 }
 
@@ -152,10 +221,18 @@ async fn a_user_suspended_before_riposte_acted_stays_suspended_on_undo() {
     let s = StandIn::start(vendor(status.clone())).await;
     let c = okta_at(&s.url);
     let out = c
-        .call(&call("suspend_user", json!({"user_id": UID}), json!(null), "k1"))
+        .call(&call(
+            "suspend_user",
+            json!({"user_id": UID}),
+            json!(null),
+            "k1",
+        ))
         .await
         .expect("nothing to do");
-    assert_eq!(out.undo, json!({"user_id": UID, "previous_status": "SUSPENDED"}));
+    assert_eq!(
+        out.undo,
+        json!({"user_id": UID, "previous_status": "SUSPENDED"})
+    );
     assert_eq!(out.fields["changed"], false);
     let back = c
         .call(&call("unsuspend_user", json!({}), out.undo, "k2"))
@@ -163,7 +240,11 @@ async fn a_user_suspended_before_riposte_acted_stays_suspended_on_undo() {
         .expect("nothing to restore");
     assert_eq!(back.fields["changed"], false);
     assert_eq!(*status.lock().expect("s"), "SUSPENDED");
-    assert_eq!(lines(&s), [format!("GET /api/v1/users/{UID}?")], "only the first read");
+    assert_eq!(
+        lines(&s),
+        [format!("GET /api/v1/users/{UID}?")],
+        "only the first read"
+    );
 }
 
 #[tokio::test]
@@ -171,12 +252,22 @@ async fn a_retried_suspend_records_the_status_from_before_its_first_attempt() {
     let status = Arc::new(Mutex::new("ACTIVE"));
     let s = StandIn::start(vendor(status.clone())).await;
     let c = okta_at(&s.url);
-    c.call(&call("suspend_user", json!({"login": LOGIN}), json!(null), "same"))
-        .await
-        .expect("first attempt");
+    c.call(&call(
+        "suspend_user",
+        json!({"login": LOGIN}),
+        json!(null),
+        "same",
+    ))
+    .await
+    .expect("first attempt");
     // Its answer was lost; the engine retries with the same key and finds the user suspended.
     let retry = c
-        .call(&call("suspend_user", json!({"login": LOGIN}), json!(null), "same"))
+        .call(&call(
+            "suspend_user",
+            json!({"login": LOGIN}),
+            json!(null),
+            "same",
+        ))
         .await
         .expect("retry");
     assert_eq!(retry.undo["previous_status"], "ACTIVE");
@@ -195,16 +286,35 @@ async fn the_check_finds_a_suspension_and_its_undo_refuses_to_guess_the_status_b
     let req = call("suspend_user", json!({"login": LOGIN}), json!(null), "k1");
     assert_eq!(c.check(&req).expect("check").await.expect("asked"), None);
     *status.lock().expect("s") = "SUSPENDED";
-    let done = c.check(&req).expect("check").await.expect("asked").expect("done");
+    let done = c
+        .check(&req)
+        .expect("check")
+        .await
+        .expect("asked")
+        .expect("done");
     assert_eq!(done.undo, json!({"user_id": UID, "previous_status": null}));
-    assert!(s.seen().iter().all(|r| r.method == "GET"), "a check only reads");
+    assert!(
+        s.seen().iter().all(|r| r.method == "GET"),
+        "a check only reads"
+    );
     let e = c
         .call(&call("unsuspend_user", json!({}), done.undo, "k2"))
         .await
         .expect_err("unknown before");
-    assert!(e.to_string().contains("before riposte acted is unknown"), "{e}");
+    assert!(
+        e.to_string().contains("before riposte acted is unknown"),
+        "{e}"
+    );
     assert_eq!(*status.lock().expect("s"), "SUSPENDED");
-    assert!(c.check(&call("clear_sessions", json!({"user_id": UID}), json!(null), "k")).is_none());
+    assert!(
+        c.check(&call(
+            "clear_sessions",
+            json!({"user_id": UID}),
+            json!(null),
+            "k"
+        ))
+        .is_none()
+    );
 }
 
 #[tokio::test]
@@ -216,14 +326,24 @@ async fn clear_sessions_is_irreversible_and_can_revoke_oauth_tokens() {
     assert!(spec.irreversible && spec.inverse.is_none());
     assert_eq!(spec.floor_class(), Class::Approve);
     let out = c
-        .call(&call("clear_sessions", json!({"login": LOGIN, "oauth_tokens": true}), json!(null), "k"))
+        .call(&call(
+            "clear_sessions",
+            json!({"login": LOGIN, "oauth_tokens": true}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect("cleared");
     assert_eq!(out.status, Some(204));
     assert_eq!(out.fields["oauth_tokens_revoked"], true);
-    c.call(&call("clear_sessions", json!({"user_id": UID}), json!(null), "k2"))
-        .await
-        .expect("cleared");
+    c.call(&call(
+        "clear_sessions",
+        json!({"user_id": UID}),
+        json!(null),
+        "k2",
+    ))
+    .await
+    .expect("cleared");
     assert_eq!(
         lines(&s),
         [
@@ -233,12 +353,22 @@ async fn clear_sessions_is_irreversible_and_can_revoke_oauth_tokens() {
         ]
     );
     let e = c
-        .call(&call("clear_sessions", json!({"user_id": "00unope"}), json!(null), "k3"))
+        .call(&call(
+            "clear_sessions",
+            json!({"user_id": "00unope"}),
+            json!(null),
+            "k3",
+        ))
         .await
         .expect_err("404");
     assert!(e.to_string().contains("no Okta user `00unope`"), "{e}");
     let e = c
-        .call(&call("clear_sessions", json!({"user_id": UID, "oauth_tokens": "yes"}), json!(null), "k4"))
+        .call(&call(
+            "clear_sessions",
+            json!({"user_id": UID, "oauth_tokens": "yes"}),
+            json!(null),
+            "k4",
+        ))
         .await
         .expect_err("bad flag");
     assert!(matches!(e, ConnectorError::Config { .. }), "{e:?}");
@@ -250,18 +380,42 @@ async fn okta_refusals_are_clear_and_a_refused_token_names_its_secret() {
     let s = StandIn::start(vendor(status.clone())).await;
     let c = okta_at(&s.url);
     let e = c
-        .call(&call("suspend_user", json!({"login": "nobody@corp.example"}), json!(null), "k"))
+        .call(&call(
+            "suspend_user",
+            json!({"login": "nobody@corp.example"}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect_err("404");
-    assert!(matches!(e, ConnectorError::Rejected { status: Some(404), .. }), "{e:?}");
-    assert!(e.to_string().contains("no Okta user `nobody@corp.example`"), "{e}");
+    assert!(
+        matches!(
+            e,
+            ConnectorError::Rejected {
+                status: Some(404),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string().contains("no Okta user `nobody@corp.example`"),
+        "{e}"
+    );
     assert!(e.to_string().contains("E0000007"), "{e}");
     let e = c
-        .call(&call("suspend_user", json!({"login": LOGIN}), json!(null), "k2"))
+        .call(&call(
+            "suspend_user",
+            json!({"login": LOGIN}),
+            json!(null),
+            "k2",
+        ))
         .await
         .expect_err("not active");
     assert!(
-        e.to_string().contains("E0000001 Api validation failed: suspendUser (Cannot suspend a user that is not active)"),
+        e.to_string().contains(
+            "E0000001 Api validation failed: suspendUser (Cannot suspend a user that is not active)"
+        ),
         "{e}"
     );
     assert!(!e.retryable());
@@ -271,15 +425,33 @@ async fn okta_refusals_are_clear_and_a_refused_token_names_its_secret() {
         .expect_err("no user");
     assert!(matches!(e, ConnectorError::Config { .. }), "{e:?}");
 
-    let refused = StandIn::start(|_, _| okta_error(401, "E0000011", "Invalid token provided", &[])).await;
+    let refused =
+        StandIn::start(|_, _| okta_error(401, "E0000011", "Invalid token provided", &[])).await;
     let c = okta_at(&refused.url);
     let e = c
-        .call(&call("suspend_user", json!({"user_id": UID}), json!(null), "k"))
+        .call(&call(
+            "suspend_user",
+            json!({"user_id": UID}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect_err("401");
-    assert!(matches!(e, ConnectorError::Rejected { status: Some(401), .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ConnectorError::Rejected {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     let shown = format!("{e} {e:?}");
-    assert!(shown.contains("secret `okta_token`") && shown.contains("E0000011"), "{shown}");
+    assert!(
+        shown.contains("secret `okta_token`") && shown.contains("E0000011"),
+        "{shown}"
+    );
     assert!(!shown.contains(TOKEN), "{shown}");
     assert_eq!(refused.seen().len(), 1, "a static token is not refreshed");
 }
@@ -290,17 +462,29 @@ async fn rate_limits_honour_the_reset_header_and_outages_are_retryable() {
     let s = StandIn::start(vendor(status)).await;
     let c = okta_at(&s.url);
     let e = c
-        .call(&call("suspend_user", json!({"login": "busy@corp.example"}), json!(null), "k"))
+        .call(&call(
+            "suspend_user",
+            json!({"login": "busy@corp.example"}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect_err("429");
     match e {
-        ConnectorError::RateLimited { retry_after_secs: Some(s) } => {
+        ConnectorError::RateLimited {
+            retry_after_secs: Some(s),
+        } => {
             assert!((29..=30).contains(&s), "X-Rate-Limit-Reset gives {s}")
         }
         other => panic!("busy@corp.example: {other:?}"),
     }
     let e = c
-        .call(&call("suspend_user", json!({"login": "down@corp.example"}), json!(null), "k"))
+        .call(&call(
+            "suspend_user",
+            json!({"login": "down@corp.example"}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect_err("503");
     assert!(e.retryable(), "{e:?}");
@@ -308,26 +492,44 @@ async fn rate_limits_honour_the_reset_header_and_outages_are_retryable() {
 
     // Retry-After, when Okta sends it, wins over the reset time.
     let both = StandIn::start(|_, _| {
-        okta_error(429, "E0000047", "API call exceeded rate limit due to too many requests.", &[])
-            .with_header("Retry-After", "4")
-            .with_header("X-Rate-Limit-Reset", "4102444800")
+        okta_error(
+            429,
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+            &[],
+        )
+        .with_header("Retry-After", "4")
+        .with_header("X-Rate-Limit-Reset", "4102444800")
     })
     .await;
     let e = okta_at(&both.url)
-        .call(&call("clear_sessions", json!({"user_id": UID}), json!(null), "k"))
+        .call(&call(
+            "clear_sessions",
+            json!({"user_id": UID}),
+            json!(null),
+            "k",
+        ))
         .await
         .expect_err("429");
-    assert_eq!(e, ConnectorError::RateLimited { retry_after_secs: Some(4) });
+    assert_eq!(
+        e,
+        ConnectorError::RateLimited {
+            retry_after_secs: Some(4)
+        }
+    );
 }
 
 #[test]
 fn a_bad_definition_names_the_field() {
-    let load = |text: &str| okta::load("o.yaml", text, Arc::new(StaticSecrets::default())).expect_err(text);
+    let load = |text: &str| {
+        okta::load("o.yaml", text, Arc::new(StaticSecrets::default())).expect_err(text)
+    };
     let e = load("name: okta\nkind: okta\napi_token: t\n");
     assert!(e.to_string().contains("base_url"), "{e}");
     let e = load("name: okta\nkind: okta\nbase_url: https://corp.okta.com\napi_token: ''\n");
     assert!(e.to_string().contains("api_token"), "{e}");
-    let e = load("name: okta\nkind: okta\nbase_url: https://corp.okta.com\napi_token: t\nscope: x\n");
+    let e =
+        load("name: okta\nkind: okta\nbase_url: https://corp.okta.com\napi_token: t\nscope: x\n");
     assert!(e.to_string().contains("scope"), "{e}");
 }
 

@@ -65,28 +65,51 @@ fn vendor(network: Arc<Mutex<&'static str>>) -> impl Fn(&Seen, usize) -> Answer 
         match (req.method.as_str(), req.path.as_str()) {
             ("GET", "/web/api/v2.1/agents") => {
                 let q = req.query_pairs();
-                let data = match (q.get("computerName").map(String::as_str), q.get("ids").map(String::as_str)) {
-                    (Some("WS-FIN-042"), None) => json!([agent(AID, "WS-FIN-042", &network.lock().expect("n"))]),
-                    (Some("TWIN"), None) => json!([agent("1", "TWIN", "connected"), agent("2", "TWIN", "connected")]),
-                    (None, Some(AID)) => json!([agent(AID, "WS-FIN-042", &network.lock().expect("n"))]),
+                let data = match (
+                    q.get("computerName").map(String::as_str),
+                    q.get("ids").map(String::as_str),
+                ) {
+                    (Some("WS-FIN-042"), None) => {
+                        json!([agent(AID, "WS-FIN-042", &network.lock().expect("n"))])
+                    }
+                    (Some("TWIN"), None) => json!([
+                        agent("1", "TWIN", "connected"),
+                        agent("2", "TWIN", "connected")
+                    ]),
+                    (None, Some(AID)) => {
+                        json!([agent(AID, "WS-FIN-042", &network.lock().expect("n"))])
+                    }
                     _ => json!([]),
                 };
                 Answer::json(200, json!({"data": data, "pagination": pagination}))
             }
             ("POST", p) if p.starts_with("/web/api/v2.1/agents/actions/") => {
                 if req.header("content-type") != Some("application/json") {
-                    return errors(400, 4000010, "Validation Error", json!("Content-Type must be application/json"));
+                    return errors(
+                        400,
+                        4000010,
+                        "Validation Error",
+                        json!("Content-Type must be application/json"),
+                    );
                 }
                 let body = req.json();
                 let Some(ids) = body.pointer("/filter/ids").and_then(|i| i.as_array()) else {
-                    return errors(400, 4000010, "Validation Error", json!("filter: Missing data for required field."));
+                    return errors(
+                        400,
+                        4000010,
+                        "Validation Error",
+                        json!("filter: Missing data for required field."),
+                    );
                 };
-                if body.as_object().map(|o| o.len()) != Some(1) || body["filter"].as_object().map(|o| o.len()) != Some(1) {
+                if body.as_object().map(|o| o.len()) != Some(1)
+                    || body["filter"].as_object().map(|o| o.len()) != Some(1)
+                {
                     return errors(400, 4000010, "Validation Error", json!("unexpected fields"));
                 }
                 let affected = ids.iter().filter(|i| i.as_str() == Some(AID)).count();
                 if affected == 1 {
-                    *network.lock().expect("n") = match &p["/web/api/v2.1/agents/actions/".len()..] {
+                    *network.lock().expect("n") = match &p["/web/api/v2.1/agents/actions/".len()..]
+                    {
                         "disconnect" => "disconnecting",
                         "connect" => "connecting",
                         _ => return errors(404, 4040010, "Not Found", Value::Null),
@@ -109,14 +132,22 @@ async fn disconnect_by_computer_name_then_connect_with_the_undo_record() {
     assert!(spec.idempotent);
 
     let out = c
-        .call(&call("disconnect_host", json!({"host": "WS-FIN-042"}), json!(null)))
+        .call(&call(
+            "disconnect_host",
+            json!({"host": "WS-FIN-042"}),
+            json!(null),
+        ))
         .await
         .expect("disconnected");
     assert_eq!(out.undo, json!({"agent_id": AID}));
     assert_eq!(*network.lock().expect("n"), "disconnecting");
 
     let undo = c
-        .call(&call("connect_host", json!({"host": "WS-FIN-042"}), out.undo))
+        .call(&call(
+            "connect_host",
+            json!({"host": "WS-FIN-042"}),
+            out.undo,
+        ))
         .await
         .expect("connected");
     assert_eq!(undo.fields["agent_id"], AID);
@@ -138,7 +169,10 @@ async fn disconnect_by_computer_name_then_connect_with_the_undo_record() {
     );
     assert_eq!(seen[1].json(), json!({"filter": {"ids": [AID]}}));
     assert_eq!(seen[2].json(), json!({"filter": {"ids": [AID]}}));
-    assert_eq!(seen[1].header("authorization"), Some(format!("ApiToken {TOKEN}").as_str()));
+    assert_eq!(
+        seen[1].header("authorization"),
+        Some(format!("ApiToken {TOKEN}").as_str())
+    );
 }
 
 #[tokio::test]
@@ -147,7 +181,11 @@ async fn affected_zero_is_a_failure_with_a_clear_message() {
     let s = StandIn::start(vendor(network.clone())).await;
     let c = s1(&s.url);
     let e = c
-        .call(&call("disconnect_host", json!({"agent_id": "999"}), json!(null)))
+        .call(&call(
+            "disconnect_host",
+            json!({"agent_id": "999"}),
+            json!(null),
+        ))
         .await
         .expect_err("affected 0");
     assert!(!e.retryable(), "{e:?}");
@@ -166,11 +204,18 @@ async fn the_check_reads_the_agents_network_status() {
     for state in ["disconnecting", "disconnected"] {
         *network.lock().expect("n") = state;
         let done = c.check(&req).expect("check").await.expect("asked");
-        assert_eq!(done.map(|d| d.undo), Some(json!({"agent_id": AID})), "{state}");
+        assert_eq!(
+            done.map(|d| d.undo),
+            Some(json!({"agent_id": AID})),
+            "{state}"
+        );
     }
     let back = call("connect_host", json!({"agent_id": AID}), json!(null));
     assert_eq!(c.check(&back).expect("check").await.expect("asked"), None);
-    assert!(s.seen().iter().all(|r| r.method == "GET"), "a check only reads");
+    assert!(
+        s.seen().iter().all(|r| r.method == "GET"),
+        "a check only reads"
+    );
     assert_eq!(s.seen()[0].query, format!("ids={AID}"));
 }
 
@@ -180,13 +225,30 @@ async fn unknown_ambiguous_and_missing_hosts_are_clear_failures() {
     let s = StandIn::start(vendor(network.clone())).await;
     let c = s1(&s.url);
     let e = c
-        .call(&call("disconnect_host", json!({"host": "NOPE"}), json!(null)))
+        .call(&call(
+            "disconnect_host",
+            json!({"host": "NOPE"}),
+            json!(null),
+        ))
         .await
         .expect_err("unknown");
     assert!(e.to_string().contains("computer name `NOPE`"), "{e}");
-    assert!(matches!(e, ConnectorError::Rejected { status: Some(404), .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ConnectorError::Rejected {
+                status: Some(404),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     let e = c
-        .call(&call("disconnect_host", json!({"host": "TWIN"}), json!(null)))
+        .call(&call(
+            "disconnect_host",
+            json!({"host": "TWIN"}),
+            json!(null),
+        ))
         .await
         .expect_err("two");
     assert!(e.to_string().contains("2 SentinelOne agents"), "{e}");
@@ -195,7 +257,10 @@ async fn unknown_ambiguous_and_missing_hosts_are_clear_failures() {
         .await
         .expect_err("nothing");
     assert!(matches!(e, ConnectorError::Config { .. }), "{e:?}");
-    assert!(s.seen().iter().all(|r| r.method == "GET"), "nothing was disconnected");
+    assert!(
+        s.seen().iter().all(|r| r.method == "GET"),
+        "nothing was disconnected"
+    );
 }
 
 #[tokio::test]
@@ -203,43 +268,87 @@ async fn a_refused_token_names_its_secret_and_is_not_retried() {
     let s = StandIn::start(|_, _| errors(401, 4010010, "Authentication Failed", Value::Null)).await;
     let c = s1(&s.url);
     let e = c
-        .call(&call("disconnect_host", json!({"agent_id": AID}), json!(null)))
+        .call(&call(
+            "disconnect_host",
+            json!({"agent_id": AID}),
+            json!(null),
+        ))
         .await
         .expect_err("401");
-    assert!(matches!(e, ConnectorError::Rejected { status: Some(401), .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ConnectorError::Rejected {
+                status: Some(401),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(!e.retryable());
     let shown = format!("{e} {e:?}");
     assert!(shown.contains("secret `s1_api_token`"), "{shown}");
     assert!(shown.contains("Authentication Failed"), "{shown}");
-    assert!(!shown.contains(TOKEN) && !shown.contains("eyJraWQ"), "{shown}");
+    assert!(
+        !shown.contains(TOKEN) && !shown.contains("eyJraWQ"),
+        "{shown}"
+    );
     assert_eq!(s.seen().len(), 1, "a static token is not refreshed");
 }
 
 #[tokio::test]
 async fn rate_limits_outages_and_validation_errors_are_classified() {
     let s = StandIn::start(|req, _| match req.query.as_str() {
-        "computerName=RATE" => errors(429, 4290010, "Too Many Requests", Value::Null).with_header("Retry-After", "7"),
+        "computerName=RATE" => {
+            errors(429, 4290010, "Too Many Requests", Value::Null).with_header("Retry-After", "7")
+        }
         "computerName=DOWN" => Answer::text(502, "text/html", "<html>502 Bad Gateway</html>"),
-        _ => errors(400, 4000010, "Validation Error", json!("filter.ids: Not a valid list.")),
+        _ => errors(
+            400,
+            4000010,
+            "Validation Error",
+            json!("filter.ids: Not a valid list."),
+        ),
     })
     .await;
     let c = s1(&s.url);
     let e = c
-        .call(&call("disconnect_host", json!({"host": "RATE"}), json!(null)))
+        .call(&call(
+            "disconnect_host",
+            json!({"host": "RATE"}),
+            json!(null),
+        ))
         .await
         .expect_err("429");
-    assert_eq!(e, ConnectorError::RateLimited { retry_after_secs: Some(7) });
+    assert_eq!(
+        e,
+        ConnectorError::RateLimited {
+            retry_after_secs: Some(7)
+        }
+    );
     let e = c
-        .call(&call("disconnect_host", json!({"host": "DOWN"}), json!(null)))
+        .call(&call(
+            "disconnect_host",
+            json!({"host": "DOWN"}),
+            json!(null),
+        ))
         .await
         .expect_err("502");
     assert!(e.retryable(), "{e:?}");
     let e = c
-        .call(&call("disconnect_host", json!({"agent_id": AID}), json!(null)))
+        .call(&call(
+            "disconnect_host",
+            json!({"agent_id": AID}),
+            json!(null),
+        ))
         .await
         .expect_err("400");
     assert!(!e.retryable());
-    assert!(e.to_string().contains("Validation Error (4000010): filter.ids: Not a valid list."), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Validation Error (4000010): filter.ids: Not a valid list."),
+        "{e}"
+    );
     let mut all = vec![e];
     all.push(
         c.call(&call("connect_host", json!({"host": "DOWN"}), json!(null)))
