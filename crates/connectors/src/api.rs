@@ -142,6 +142,9 @@ pub struct Api {
     auth: Auth,
     secrets: Arc<dyn SecretSource>,
     token: tokio::sync::Mutex<Option<CachedToken>>,
+    /// A vendor header holding the epoch second its rate limit resets (Okta's
+    /// `X-Rate-Limit-Reset`), read on a `429` that carries no `Retry-After`.
+    reset_header: Option<HeaderName>,
 }
 
 impl std::fmt::Debug for Api {
@@ -190,7 +193,15 @@ impl Api {
             auth,
             secrets,
             token: tokio::sync::Mutex::new(None),
+            reset_header: None,
         })
+    }
+
+    /// Reads `header` (epoch seconds at which the vendor's rate-limit window resets) for
+    /// the wait on a `429` without `Retry-After`.
+    pub fn with_rate_limit_reset(mut self, header: HeaderName) -> Api {
+        self.reset_header = Some(header);
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -287,11 +298,20 @@ impl Api {
         body: &[u8],
     ) -> ConnectorError {
         if status == 429 {
+            let reset = self.reset_header.as_ref().and_then(|h| {
+                let at: i64 = headers.get(h)?.to_str().ok()?.trim().parse().ok()?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?
+                    .as_secs();
+                Some(u64::try_from(at).ok()?.saturating_sub(now))
+            });
             return ConnectorError::RateLimited {
                 retry_after_secs: headers
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after),
+                    .and_then(parse_retry_after)
+                    .or(reset),
             };
         }
         let snippet: String = String::from_utf8_lossy(body).chars().take(300).collect();

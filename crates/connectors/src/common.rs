@@ -65,3 +65,68 @@ pub fn unexpected(connector: &str, what: &str, body: &serde_json::Value) -> Conn
         message: format!("{connector}: {what}; the answer was {text}"),
     }
 }
+
+/// `s` as one URL path segment: RFC 3986 `pchar`s stay as they are (so `alice@corp.example`
+/// reads as vendors document it), anything else — `/`, `?`, `#`, `%`, spaces — is
+/// percent-encoded, so a value can never reach another path.
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        let keep = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b);
+        if keep {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What a forward call read before it acted (an account's previous state), kept by
+/// idempotency key: a retried call reads the state its own first attempt already changed,
+/// and must still record the state from before riposte acted. Bounded; after a restart it
+/// is empty, which the modules that use it account for.
+#[derive(Debug, Default)]
+pub struct FirstSeen(std::sync::Mutex<std::collections::HashMap<String, serde_json::Value>>);
+
+impl FirstSeen {
+    const MAX: usize = 4096;
+
+    /// The value first seen under `key`: `seen` when this is the first attempt.
+    pub fn keep(&self, key: &str, seen: serde_json::Value) -> serde_json::Value {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX && !map.contains_key(key) {
+            map.clear();
+        }
+        map.entry(key.to_string()).or_insert(seen).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_segment_cannot_leave_its_segment() {
+        assert_eq!(path_segment("alice@corp.example"), "alice@corp.example");
+        assert_eq!(path_segment("../admin?x=1#f"), "..%2Fadmin%3Fx=1%23f");
+        assert_eq!(path_segment("a b%"), "a%20b%25");
+    }
+
+    #[test]
+    fn the_first_value_seen_under_a_key_wins() {
+        let m = FirstSeen::default();
+        assert_eq!(
+            m.keep("k", serde_json::json!(true)),
+            serde_json::json!(true)
+        );
+        assert_eq!(
+            m.keep("k", serde_json::json!(false)),
+            serde_json::json!(true)
+        );
+        assert_eq!(
+            m.keep("j", serde_json::json!(false)),
+            serde_json::json!(false)
+        );
+    }
+}

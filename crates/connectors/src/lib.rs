@@ -19,13 +19,26 @@ pub mod common;
 
 // One module per product, in the order of docs/connectors.md.
 pub mod crowdstrike;
+pub mod defender;
+pub mod entra;
+pub mod okta;
+pub mod sentinelone;
 pub mod slack;
 
 use riposte_respond::{Connector, LoadError, SecretSource, Templates};
 use serde::Deserialize;
 
 /// Every `kind` a connector definition may name.
-pub const KINDS: &[&str] = &["http", "webhook", crowdstrike::KIND, slack::KIND];
+pub const KINDS: &[&str] = &[
+    "http",
+    "webhook",
+    crowdstrike::KIND,
+    slack::KIND,
+    defender::KIND,
+    sentinelone::KIND,
+    okta::KIND,
+    entra::KIND,
+];
 
 #[derive(Deserialize)]
 struct KindOnly {
@@ -47,6 +60,10 @@ pub fn load(
         )?)),
         Some(crowdstrike::KIND) => Ok(Arc::new(crowdstrike::load(file, text, secrets)?)),
         Some(slack::KIND) => Ok(Arc::new(slack::load(file, text, secrets)?)),
+        Some(defender::KIND) => Ok(Arc::new(defender::load(file, text, secrets)?)),
+        Some(sentinelone::KIND) => Ok(Arc::new(sentinelone::load(file, text, secrets)?)),
+        Some(okta::KIND) => Ok(Arc::new(okta::load(file, text, secrets)?)),
+        Some(entra::KIND) => Ok(Arc::new(entra::load(file, text, secrets)?)),
         Some(other) => Err(LoadError::new(
             file,
             common::line_of(text, "kind:"),

@@ -1,0 +1,386 @@
+//! Okta: suspending a user and lifting the suspension, and clearing a user's sessions.
+//!
+//! ```yaml
+//! name: okta
+//! kind: okta
+//! base_url: https://corp.okta.com   # your Okta org; required
+//! api_token: okta_api_token         # the name of a stored secret
+//! timeout: 10s                      # default 30s
+//! ```
+//!
+//! The API token (Security → API → Tokens) acts with the permissions of the admin who
+//! created it; give that admin a custom role limited to the users riposte may act on, with
+//! **View users and their details**, **Suspend and unsuspend users** and **Clear user
+//! sessions** (`okta.users.read`, `okta.users.lifecycle.suspend`,
+//! `okta.users.lifecycle.unsuspend`, `okta.users.lifecycle.clearSessions`). It is sent as
+//! `Authorization: SSWS <token>`. Okta revokes tokens unused for 30 days: a `401` says so,
+//! naming the secret to renew (never its value).
+//!
+//! | operation | class | inverse | request |
+//! |---|---|---|---|
+//! | `suspend_user` | approve | `unsuspend_user` | `POST /api/v1/users/{id}/lifecycle/suspend` |
+//! | `unsuspend_user` | approve | `suspend_user` | `POST /api/v1/users/{id}/lifecycle/unsuspend` |
+//! | `clear_sessions` | approve, irreversible | — | `DELETE /api/v1/users/{id}/sessions` |
+//!
+//! Parameters: `user_id` (Okta's user id) or `login` (`alice@corp.example`; Okta's
+//! `GET /api/v1/users/{login}` finds the user by it). `clear_sessions` takes `oauth_tokens:
+//! true` to revoke the user's OAuth and OpenID Connect tokens as well
+//! (`?oauthTokens=true`).
+//!
+//! Suspending first reads the user (`GET /api/v1/users/{id}`): a user who is already
+//! `SUSPENDED` is left alone, and the undo record remembers that, so the inverse does not
+//! lift a suspension riposte did not make. Undo record: `user_id` and `previous_status`
+//! (the user's `status` before the call; the value from the first attempt when the engine
+//! retried). `previous_status: null` — after a restart between send and answer, when only
+//! the check could tell that the suspension took effect — makes the inverse refuse with a
+//! clear message rather than guess.
+//!
+//! Okta's lifecycle calls are not idempotent by themselves (suspending a suspended user is
+//! an `E0000001` error), but the read before each one makes them so, and clearing sessions
+//! twice clears them once: the engine may retry all three. Rate limits: `429` with
+//! `X-Rate-Limit-Reset` (epoch seconds) when Okta gives no `Retry-After`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderName};
+use riposte_respond::connector::{CallFuture, CheckFuture};
+use riposte_respond::duration::HumanDuration;
+use riposte_respond::{
+    CallOutcome, CallRequest, Class, Connector, ConnectorError, LoadError, OperationSpec,
+    SecretSource,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::{Api, Auth, Reply, Request};
+use crate::common::{FirstSeen, at, check_name, opt_param, parse, path_segment, unexpected};
+
+pub const KIND: &str = "okta";
+
+const SUSPEND: &str = "suspend_user";
+const UNSUSPEND: &str = "unsuspend_user";
+const CLEAR: &str = "clear_sessions";
+const SUSPENDED: &str = "SUSPENDED";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: String,
+    #[allow(dead_code)]
+    kind: String,
+    base_url: String,
+    /// The name of the secret holding the API token.
+    api_token: String,
+    #[serde(default)]
+    timeout: Option<HumanDuration>,
+}
+
+/// A configured Okta org.
+#[derive(Debug)]
+pub struct Okta {
+    name: String,
+    api: Api,
+    secret: String,
+    ops: Vec<OperationSpec>,
+    before: FirstSeen,
+}
+
+/// Loads a `kind: okta` definition.
+pub fn load(file: &str, text: &str, secrets: Arc<dyn SecretSource>) -> Result<Okta, LoadError> {
+    let raw: Raw = parse(file, text)?;
+    check_name(file, text, &raw.name)?;
+    if raw.api_token.trim().is_empty() {
+        return Err(at(
+            file,
+            text,
+            "api_token:",
+            "`api_token` must name a stored secret",
+        ));
+    }
+    let auth = Auth::Header {
+        name: AUTHORIZATION,
+        prefix: "SSWS ".into(),
+        secret: raw.api_token.clone(),
+    };
+    let timeout = raw.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30));
+    let api = Api::new(&raw.name, &raw.base_url, timeout, auth, secrets)
+        .map_err(|m| at(file, text, "base_url:", m))?
+        .with_rate_limit_reset(HeaderName::from_static("x-rate-limit-reset"));
+    let op = |name: &str, inverse: Option<&str>| OperationSpec {
+        name: name.into(),
+        class: Class::Approve,
+        inverse: inverse.map(Into::into),
+        irreversible: inverse.is_none(),
+        idempotent: true,
+    };
+    Ok(Okta {
+        name: raw.name,
+        api,
+        secret: raw.api_token,
+        ops: vec![
+            op(SUSPEND, Some(UNSUSPEND)),
+            op(UNSUSPEND, Some(SUSPEND)),
+            op(CLEAR, None),
+        ],
+        before: FirstSeen::default(),
+    })
+}
+
+/// Okta's `{"errorCode", "errorSummary", "errorCauses": [{"errorSummary"}]}`, as one line.
+fn okta_error(body: &Value) -> Option<String> {
+    let code = body.get("errorCode")?.as_str()?;
+    let summary = body
+        .get("errorSummary")
+        .and_then(|s| s.as_str())
+        .unwrap_or("");
+    let causes: Vec<&str> = body
+        .get("errorCauses")
+        .and_then(|c| c.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.get("errorSummary").and_then(|s| s.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(if causes.is_empty() {
+        format!("{code} {summary}")
+    } else {
+        format!("{code} {summary} ({})", causes.join("; "))
+    })
+}
+
+/// One user as Okta returned it.
+struct User {
+    id: String,
+    status: String,
+}
+
+impl Okta {
+    /// Sends `r`; Okta's refusals become rejections carrying its error code and summary,
+    /// and a `401` names the token's secret (a static token cannot be refreshed).
+    async fn send(&self, r: &Request, deadline: Duration) -> Result<Reply, ConnectorError> {
+        let mut r = r.clone().header(ACCEPT, "application/json");
+        for s in [400, 401, 403, 404] {
+            r = r.also_ok(s);
+        }
+        let reply = self.api.send(&r, deadline).await?;
+        if reply.status < 400 {
+            return Ok(reply);
+        }
+        let why = okta_error(&reply.body)
+            .unwrap_or_else(|| reply.body.to_string().chars().take(300).collect());
+        let message = if reply.status == 401 {
+            format!(
+                "{}: Okta refused the API token in secret `{}` ({why}): it is wrong, revoked or \
+                 expired (Okta revokes tokens unused for 30 days); store a new one with \
+                 `riposte secret set {}`",
+                self.name, self.secret, self.secret
+            )
+        } else {
+            format!(
+                "{}: Okta refused {} {} ({}): {why}",
+                self.name, r.method, r.path, reply.status
+            )
+        };
+        Err(ConnectorError::Rejected {
+            status: Some(reply.status),
+            message,
+        })
+    }
+
+    /// The user named by the undo record's or the parameters' `user_id`, else `login`.
+    async fn user(&self, req: &CallRequest) -> Result<User, ConnectorError> {
+        let key = opt_param(req, "user_id")
+            .or_else(|| opt_param(req, "login"))
+            .ok_or_else(|| ConnectorError::Config {
+                message: format!(
+                    "operation `{}` needs `user_id` (Okta's user id) or `login`",
+                    req.operation
+                ),
+            })?;
+        let r = Request::new(Method::GET, format!("/api/v1/users/{}", path_segment(key)));
+        let reply = match self.send(&r, req.timeout).await {
+            Err(ConnectorError::Rejected {
+                status: Some(404),
+                message,
+            }) => {
+                return Err(ConnectorError::Rejected {
+                    status: Some(404),
+                    message: format!("{}: no Okta user `{key}` — {message}", self.name),
+                });
+            }
+            other => other?,
+        };
+        let field = |k: &str| {
+            reply
+                .body
+                .get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    unexpected(&self.name, &format!("the user has no `{k}`"), &reply.body)
+                })
+        };
+        Ok(User {
+            id: field("id")?,
+            status: field("status")?,
+        })
+    }
+
+    async fn act(&self, req: &CallRequest) -> Result<CallOutcome, ConnectorError> {
+        match req.operation.as_str() {
+            SUSPEND | UNSUSPEND => self.lifecycle(req).await,
+            CLEAR => self.clear_sessions(req).await,
+            other => Err(ConnectorError::UnknownOperation {
+                connector: self.name.clone(),
+                operation: other.into(),
+            }),
+        }
+    }
+
+    async fn lifecycle(&self, req: &CallRequest) -> Result<CallOutcome, ConnectorError> {
+        let suspend = req.operation == SUSPEND;
+        // Called as the inverse: act only if the forward call changed something.
+        if let Some(previous) = req.undo.get("previous_status") {
+            let user_id = opt_param(req, "user_id").ok_or_else(|| ConnectorError::Config {
+                message: "the undo record has no `user_id`".into(),
+            })?;
+            let Some(previous) = previous.as_str() else {
+                return Err(ConnectorError::Rejected {
+                    status: None,
+                    message: format!(
+                        "{}: the status of Okta user {user_id} before riposte acted is unknown \
+                         (riposte stopped between sending the call and its answer); check the \
+                         user in Okta and change it by hand if needed",
+                        self.name
+                    ),
+                });
+            };
+            // The forward call (the opposite of this one) changed the user only when the
+            // user was then in the state this call restores.
+            let forward_changed = (previous == SUSPENDED) == suspend;
+            if !forward_changed {
+                return Ok(outcome(user_id, previous, previous, false, None));
+            }
+        }
+        let user = self.user(req).await?;
+        let previous = self.before.keep(&req.idempotency_key, json!(user.status));
+        let previous = previous.as_str().unwrap_or(&user.status).to_string();
+        let already = (user.status == SUSPENDED) == suspend;
+        if already {
+            return Ok(outcome(&user.id, &user.status, &previous, false, None));
+        }
+        let verb = if suspend { "suspend" } else { "unsuspend" };
+        let r = Request::new(
+            Method::POST,
+            format!("/api/v1/users/{}/lifecycle/{verb}", path_segment(&user.id)),
+        );
+        let reply = self.send(&r, req.timeout).await?;
+        let now = if suspend { SUSPENDED } else { "ACTIVE" };
+        Ok(outcome(&user.id, now, &previous, true, Some(reply.status)))
+    }
+
+    async fn clear_sessions(&self, req: &CallRequest) -> Result<CallOutcome, ConnectorError> {
+        let id = match opt_param(req, "user_id") {
+            Some(id) => id.to_string(),
+            None => self.user(req).await?.id,
+        };
+        let mut r = Request::new(
+            Method::DELETE,
+            format!("/api/v1/users/{}/sessions", path_segment(&id)),
+        );
+        let oauth = match req.params.get("oauth_tokens") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+            Some(other) => {
+                return Err(ConnectorError::Config {
+                    message: format!("`oauth_tokens` must be true or false, not {other}"),
+                });
+            }
+        };
+        if oauth {
+            r = r.query("oauthTokens", "true");
+        }
+        let reply = match self.send(&r, req.timeout).await {
+            Err(ConnectorError::Rejected {
+                status: Some(404),
+                message,
+            }) => {
+                return Err(ConnectorError::Rejected {
+                    status: Some(404),
+                    message: format!("{}: no Okta user `{id}` — {message}", self.name),
+                });
+            }
+            other => other?,
+        };
+        let fields = serde_json::Map::from_iter([
+            ("user_id".to_string(), json!(id)),
+            ("oauth_tokens_revoked".to_string(), json!(oauth)),
+        ]);
+        Ok(CallOutcome {
+            fields,
+            undo: Value::Null,
+            status: Some(reply.status),
+        })
+    }
+
+    /// Whether the user's `status` already shows the call took effect. The state before
+    /// the call is unknown by then: the undo record says so.
+    async fn took_effect(&self, req: &CallRequest) -> Result<Option<CallOutcome>, ConnectorError> {
+        let user = self.user(req).await?;
+        let done = (user.status == SUSPENDED) == (req.operation == SUSPEND);
+        Ok(done.then(|| {
+            let mut o = outcome(&user.id, &user.status, "", true, Some(200));
+            o.undo["previous_status"] = Value::Null;
+            o.fields.insert("previous_status".into(), Value::Null);
+            o
+        }))
+    }
+}
+
+fn outcome(
+    user: &str,
+    status: &str,
+    previous: &str,
+    changed: bool,
+    http: Option<u16>,
+) -> CallOutcome {
+    let mut fields = serde_json::Map::new();
+    fields.insert("user_id".into(), json!(user));
+    fields.insert("status".into(), json!(status));
+    fields.insert("previous_status".into(), json!(previous));
+    fields.insert("changed".into(), json!(changed));
+    CallOutcome {
+        undo: json!({"user_id": user, "previous_status": previous}),
+        fields,
+        status: http,
+    }
+}
+
+impl Connector for Okta {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn operations(&self) -> &[OperationSpec] {
+        &self.ops
+    }
+
+    fn sends_idempotency_key(&self, _operation: &str) -> bool {
+        false
+    }
+
+    fn call<'a>(&'a self, req: &'a CallRequest) -> CallFuture<'a> {
+        Box::pin(self.act(req))
+    }
+
+    fn check<'a>(&'a self, req: &'a CallRequest) -> Option<CheckFuture<'a>> {
+        match req.operation.as_str() {
+            SUSPEND | UNSUSPEND => Some(Box::pin(self.took_effect(req))),
+            _ => None,
+        }
+    }
+}
