@@ -119,7 +119,12 @@ type FailHook = Arc<dyn Fn(&ActionRecord) -> bool + Send + Sync>;
 pub struct MemoryRunStore {
     inner: Arc<Mutex<Inner>>,
     fail_update: Option<FailHook>,
+    journal: Option<Journal>,
 }
+
+/// The order of writes and flushes, shared with whatever else a test wants in that order
+/// (a connector's calls): `write <action id> <state>`, `flush`.
+pub type Journal = Arc<Mutex<Vec<String>>>;
 
 impl std::fmt::Debug for MemoryRunStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,6 +153,19 @@ impl MemoryRunStore {
         MemoryRunStore {
             inner: Arc::new(Mutex::new(copy)),
             fail_update: None,
+            journal: None,
+        }
+    }
+
+    /// Notes every action write and every flush in `journal`, in order.
+    pub fn journaling(mut self, journal: Journal) -> MemoryRunStore {
+        self.journal = Some(journal);
+        self
+    }
+
+    fn note(&self, line: impl FnOnce() -> String) {
+        if let Some(j) = &self.journal {
+            j.lock().unwrap_or_else(|p| p.into_inner()).push(line());
         }
     }
 
@@ -245,6 +263,8 @@ impl RunStore for MemoryRunStore {
         g.actions.insert(action.id.clone(), action.clone());
         g.action_order.push(action.id.clone());
         g.audit.push(audit);
+        drop(g);
+        self.note(|| format!("write {} {}", action.id, action.state.name()));
         Ok(true)
     }
 
@@ -267,7 +287,14 @@ impl RunStore for MemoryRunStore {
         }
         g.actions.insert(action.id.clone(), action.clone());
         g.audit.push(audit);
+        drop(g);
+        self.note(|| format!("write {} {}", action.id, action.state.name()));
         Ok(true)
+    }
+
+    async fn flush(&self) -> Result<(), RespondError> {
+        self.note(|| "flush".to_string());
+        Ok(())
     }
 
     async fn action(&self, id: &str) -> Result<Option<ActionRecord>, RespondError> {

@@ -1210,3 +1210,127 @@ async fn for_each_calls_once_per_item_and_refuses_more_than_its_bound() {
     );
     assert_eq!(edr.seen().len(), 3);
 }
+
+/// A connector that writes each call into the store's journal, so the test sees calls and
+/// store writes and flushes in one order.
+struct Journaled {
+    journal: riposte_respond::store::Journal,
+    ops: Vec<riposte_respond::OperationSpec>,
+}
+
+impl Connector for Journaled {
+    fn name(&self) -> &str {
+        "edr"
+    }
+    fn operations(&self) -> &[riposte_respond::OperationSpec] {
+        &self.ops
+    }
+    fn sends_idempotency_key(&self, _: &str) -> bool {
+        true
+    }
+    fn call<'a>(&'a self, req: &'a CallRequest) -> riposte_respond::connector::CallFuture<'a> {
+        self.journal
+            .lock()
+            .unwrap()
+            .push(format!("call {} {}", req.action_id, req.operation));
+        Box::pin(async { Ok(riposte_respond::CallOutcome::default()) })
+    }
+}
+
+/// Every call comes after a flush that follows the call's `sending` write; nothing a person
+/// was told is done (an approval, an undo) is left unflushed when the answer returns.
+fn assert_flushed_before_calls(journal: &[String]) {
+    for (i, line) in journal.iter().enumerate() {
+        let Some(rest) = line.strip_prefix("call ") else {
+            continue;
+        };
+        let id = rest.split(' ').next().unwrap();
+        let sending = journal[..i]
+            .iter()
+            .rposition(|l| *l == format!("write {id} sending"))
+            .unwrap_or_else(|| {
+                panic!("call of {id} with no `sending` write before it: {journal:#?}")
+            });
+        assert!(
+            journal[sending..i].iter().any(|l| l == "flush"),
+            "call of {id} at {i} without a flush after its `sending` write at {sending}: {journal:#?}"
+        );
+    }
+}
+
+/// Whether the first write from `from` on (the person's answer being recorded) is flushed
+/// by the time the answer returns. Later writes (a call's result) may wait for the next
+/// flush: a restart recovers them from the flushed `sending` record.
+fn answer_flushed(journal: &[String], from: usize) -> bool {
+    let Some(w) = journal[from..].iter().position(|l| l.starts_with("write ")) else {
+        return false;
+    };
+    journal[from + w..].iter().any(|l| l == "flush")
+}
+
+#[tokio::test]
+async fn every_call_leaves_after_a_flush_and_answers_are_flushed_before_they_return() {
+    use riposte_respond::{Class, OperationSpec};
+    let journal: riposte_respond::store::Journal = Arc::default();
+    let spec = |name: &str, class: Class, inverse: Option<&str>| OperationSpec {
+        name: name.into(),
+        class,
+        inverse: inverse.map(Into::into),
+        irreversible: false,
+        idempotent: false,
+    };
+    let mut cs = Connectors::new();
+    cs.add(Arc::new(Journaled {
+        journal: journal.clone(),
+        ops: vec![
+            spec("tag_host", Class::Auto, None),
+            spec("isolate_host", Class::Approve, Some("release_host")),
+            spec("release_host", Class::Auto, None),
+        ],
+    }));
+    let templates = Arc::new(Templates::default());
+    let text = "id: contain\nname: c\non: [case.created]\nsteps:\n  - id: tag\n    action: edr.tag_host\n    params: { host: WS-042 }\n  - id: isolate\n    action: edr.isolate_host\n    params: { host: WS-042 }\n";
+    let pb = playbook::load("c.yaml", text, &templates, Some(&cs)).unwrap();
+    let store = MemoryRunStore::new().journaling(journal.clone());
+    let e = Engine::new(Arc::new(store), Policy::default(), cs, templates);
+    e.activate(pb).await.unwrap();
+
+    e.on_event(
+        &event(TriggerKind::CaseCreated, "high", 1, Some("alice")),
+        t(0),
+    )
+    .await
+    .unwrap();
+    let isolate = e
+        .store()
+        .all_actions()
+        .into_iter()
+        .find(|a| a.operation == "isolate_host")
+        .unwrap();
+    assert_eq!(isolate.state, ActionState::AwaitingApproval);
+    let j = journal.lock().unwrap().clone();
+    assert!(j.iter().any(|l| l.ends_with("tag_host")), "{j:#?}");
+    assert_flushed_before_calls(&j);
+
+    let from = journal.lock().unwrap().len();
+    e.answer(&isolate.id, "bob", true, None, t(5))
+        .await
+        .unwrap();
+    let j = journal.lock().unwrap().clone();
+    assert!(j.iter().any(|l| l.ends_with("isolate_host")), "{j:#?}");
+    assert_flushed_before_calls(&j);
+    assert!(
+        answer_flushed(&j, from),
+        "approval acknowledged before its flush: {j:#?}"
+    );
+
+    let from = journal.lock().unwrap().len();
+    e.undo(&isolate.id, "bob", None, t(9)).await.unwrap();
+    let j = journal.lock().unwrap().clone();
+    assert!(j.iter().any(|l| l.ends_with("release_host")), "{j:#?}");
+    assert_flushed_before_calls(&j);
+    assert!(
+        answer_flushed(&j, from),
+        "undo acknowledged before its flush: {j:#?}"
+    );
+}
