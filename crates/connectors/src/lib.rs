@@ -21,6 +21,10 @@ pub mod ticket;
 // One module per product, in the order of docs/connectors.md.
 pub mod crowdstrike;
 pub mod jira;
+pub mod pagerduty;
+pub mod servicenow;
+pub mod teams;
+pub mod thehive;
 
 use riposte_respond::{Connector, LoadError, SecretSource, Templates};
 use serde::Deserialize;
@@ -48,6 +52,10 @@ pub fn load(
         )?)),
         Some(crowdstrike::KIND) => Ok(Arc::new(crowdstrike::load(file, text, secrets)?)),
         Some(jira::KIND) => Ok(Arc::new(jira::load(file, text, secrets)?)),
+        Some(servicenow::KIND) => Ok(Arc::new(servicenow::load(file, text, secrets)?)),
+        Some(thehive::KIND) => Ok(Arc::new(thehive::load(file, text, secrets)?)),
+        Some(pagerduty::KIND) => Ok(Arc::new(pagerduty::load(file, text, secrets)?)),
+        Some(teams::KIND) => Ok(Arc::new(teams::load(file, text, secrets)?)),
         Some(other) => Err(LoadError::new(
             file,
             common::line_of(text, "kind:"),
