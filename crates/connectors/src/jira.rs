@@ -57,6 +57,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
+use reqwest::header::ACCEPT;
 use riposte_respond::connector::CallFuture;
 use riposte_respond::duration::HumanDuration;
 use riposte_respond::{
@@ -227,6 +228,11 @@ fn adf(b: &Brief) -> Value {
     json!({"type": "doc", "version": 1, "content": content})
 }
 
+/// A REST v3 request, answered in JSON.
+fn rest(method: Method, path: impl Into<String>) -> Request {
+    Request::new(method, path).header(ACCEPT, "application/json")
+}
+
 /// An issue key or id fit for a path: `SOC-42` or `10042`.
 fn check_key(key: &str) -> Result<&str, ConnectorError> {
     let ok = !key.is_empty()
@@ -261,7 +267,7 @@ impl Jira {
             "description": adf(&b),
             "labels": labels,
         }});
-        let r = Request::new(Method::POST, "/rest/api/3/issue").json(body);
+        let r = rest(Method::POST, "/rest/api/3/issue").json(body);
         let reply = self.api.send(&r, req.timeout).await?;
         let (Some(key), Some(id)) = (
             reply.body.get("key").and_then(Value::as_str),
@@ -302,7 +308,7 @@ impl Jira {
             });
         };
         let label = case_label(case).replace('\\', "\\\\").replace('"', "\\\"");
-        let q = Request::new(Method::GET, "/rest/api/3/search/jql")
+        let q = rest(Method::GET, "/rest/api/3/search/jql")
             .query(
                 "jql",
                 format!("labels = \"{label}\" AND statusCategory != Done"),
@@ -345,7 +351,7 @@ impl Jira {
         let path = format!("/rest/api/3/issue/{key}/transitions");
         let reply = self
             .api
-            .send(&Request::new(Method::GET, path.clone()), deadline)
+            .send(&rest(Method::GET, path.clone()), deadline)
             .await?;
         let list = reply
             .body
@@ -373,12 +379,11 @@ impl Jira {
             .and_then(|t| t.get("id"))
             .and_then(Value::as_str)
         {
-            let post = Request::new(Method::POST, path).json(json!({"transition": {"id": id}}));
+            let post = rest(Method::POST, path).json(json!({"transition": {"id": id}}));
             return Ok(self.api.send(&post, deadline).await?.status);
         }
         // No way to `done` from here: fine when the issue is already done.
-        let r =
-            Request::new(Method::GET, format!("/rest/api/3/issue/{key}")).query("fields", "status");
+        let r = rest(Method::GET, format!("/rest/api/3/issue/{key}")).query("fields", "status");
         let issue = self.api.send(&r, deadline).await?;
         let status = issue
             .body

@@ -50,6 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
+use reqwest::header::ACCEPT;
 use riposte_domain::SeverityLabel;
 use riposte_respond::connector::{CallFuture, CheckFuture};
 use riposte_respond::duration::HumanDuration;
@@ -233,6 +234,11 @@ fn snow_error(body: &Value) -> Option<String> {
     )
 }
 
+/// A Table API request, answered in JSON.
+fn table(method: Method, path: impl Into<String>) -> Request {
+    Request::new(method, path).header(ACCEPT, "application/json")
+}
+
 /// `(urgency, impact)` for a severity.
 fn urgency_impact(s: SeverityLabel) -> (&'static str, &'static str) {
     match s {
@@ -298,7 +304,7 @@ impl ServiceNow {
         }
         body.insert("correlation_id".into(), json!(correlation(req)));
         body.insert("correlation_display".into(), json!("riposte"));
-        let r = Request::new(Method::POST, TABLE)
+        let r = table(Method::POST, TABLE)
             .query("sysparm_fields", "sys_id,number")
             .json(Value::Object(body));
         let reply = self.api.send(&r, req.timeout).await?;
@@ -319,7 +325,7 @@ impl ServiceNow {
                 message: format!("`{value}` cannot be searched for in ServiceNow (holds ^ or =)"),
             });
         }
-        let r = Request::new(Method::GET, TABLE)
+        let r = table(Method::GET, TABLE)
             .query("sysparm_query", format!("{column}={value}"))
             .query("sysparm_fields", "sys_id,number")
             .query("sysparm_limit", "1");
@@ -365,7 +371,7 @@ impl ServiceNow {
             Some(n) if !n.trim().is_empty() => n.to_string(),
             _ => default_notes(req),
         };
-        let r = Request::new(Method::PATCH, format!("{TABLE}/{sys_id}"))
+        let r = table(Method::PATCH, format!("{TABLE}/{sys_id}"))
             .query("sysparm_fields", "sys_id,number,state")
             .json(json!({
                 "state": RESOLVED,

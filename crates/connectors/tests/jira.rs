@@ -69,6 +69,13 @@ fn vendor(req: &Seen, _n: usize) -> Answer {
             "Client must be authenticated to access this resource.",
         );
     }
+    assert_eq!(
+        req.header("accept"),
+        Some("application/json"),
+        "{} {}",
+        req.method,
+        req.path
+    );
     match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/rest/api/3/issue") => {
             assert_eq!(req.header("content-type"), Some("application/json"));
