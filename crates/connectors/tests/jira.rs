@@ -390,3 +390,21 @@ fn the_documented_example_loads() {
     .expect(path);
     assert!(c.operation("open_issue").is_some());
 }
+
+#[tokio::test]
+async fn the_documented_close_on_case_close_playbook_loads_and_fires_only_when_resolved() {
+    // The example in docs/connectors.md and in jira.rs's module documentation.
+    let text = "id: close-tickets\nname: Close the Jira issues of a resolved case\non: case.updated\nif: case.status == \"resolved\"\nsteps:\n  - id: close\n    action: jira.close_issue\n";
+    let s = StandIn::start(vendor).await;
+    let mut cs = riposte_respond::Connectors::new();
+    cs.add(jira_at(&s.url));
+    let templates = Templates::default();
+    let pb = riposte_respond::playbook::load("close.yaml", text, &templates, Some(&cs))
+        .expect("the example loads");
+    let cond = "case.status == \"resolved\"";
+    let mut ctx = context();
+    assert!(!templates.truthy(cond, &ctx).expect("evaluates"));
+    ctx["case"]["status"] = json!("resolved");
+    assert!(templates.truthy(cond, &ctx).expect("evaluates"));
+    assert_eq!(pb.steps.len(), 1);
+}
