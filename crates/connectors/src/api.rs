@@ -91,6 +91,9 @@ pub struct Request {
     /// Statuses outside 2xx that are answers rather than failures (a 404 that means
     /// "already gone" for an inverse, say).
     pub also_ok: Vec<u16>,
+    /// The whole URL, replacing base URL + path: a webhook URL that is itself a secret
+    /// (read only when the call is made). No error carries it; errors name `path`.
+    pub full_url: Option<String>,
 }
 
 impl Request {
@@ -102,6 +105,7 @@ impl Request {
             headers: Vec::new(),
             body: Body::None,
             also_ok: Vec::new(),
+            full_url: None,
         }
     }
 
@@ -145,6 +149,7 @@ pub struct Api {
     /// A vendor header holding the epoch second its rate limit resets (Okta's
     /// `X-Rate-Limit-Reset`), read on a `429` that carries no `Retry-After`.
     reset_header: Option<HeaderName>,
+    error_reader: Option<ErrorReader>,
 }
 
 impl std::fmt::Debug for Api {
@@ -162,6 +167,10 @@ struct TokenAnswer {
     #[serde(default)]
     expires_in: Option<u64>,
 }
+
+/// Reads a vendor's error body (already parsed as JSON) into a short message, e.g. Jira's
+/// `errorMessages` and `errors`; `None` leaves the start of the raw body in the error.
+pub type ErrorReader = fn(&serde_json::Value) -> Option<String>;
 
 /// Refresh a cached token this long before the vendor says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(60);
@@ -194,6 +203,7 @@ impl Api {
             secrets,
             token: tokio::sync::Mutex::new(None),
             reset_header: None,
+            error_reader: None,
         })
     }
 
@@ -201,6 +211,12 @@ impl Api {
     /// the wait on a `429` without `Retry-After`.
     pub fn with_rate_limit_reset(mut self, header: HeaderName) -> Api {
         self.reset_header = Some(header);
+        self
+    }
+
+    /// Errors carry what `reader` makes of the vendor's error body.
+    pub fn with_error_reader(mut self, reader: ErrorReader) -> Api {
+        self.error_reader = Some(reader);
         self
     }
 
@@ -233,7 +249,10 @@ impl Api {
     }
 
     async fn send_once(&self, req: &Request, deadline: Duration) -> Result<Reply, ConnectorError> {
-        let url = format!("{}{}", self.base_url, req.path);
+        let url = match &req.full_url {
+            Some(u) => u.clone(),
+            None => format!("{}{}", self.base_url, req.path),
+        };
         let mut headers = HeaderMap::new();
         for (k, v) in &req.headers {
             let v = HeaderValue::from_str(v).map_err(|_| ConnectorError::Config {
@@ -314,7 +333,15 @@ impl Api {
                     .or(reset),
             };
         }
-        let snippet: String = String::from_utf8_lossy(body).chars().take(300).collect();
+        let read = self.error_reader.and_then(|read| {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| read(&v))
+        });
+        let snippet: String = match read {
+            Some(m) => m.chars().take(300).collect(),
+            None => String::from_utf8_lossy(body).chars().take(300).collect(),
+        };
         let message = format!(
             "{}: {} {} answered {status}: {}",
             self.connector,

@@ -16,14 +16,20 @@ use std::sync::Arc;
 use riposte_respond::http::HttpConnector;
 pub mod api;
 pub mod common;
+pub mod ticket;
 
 // One module per product, in the order of docs/connectors.md.
 pub mod crowdstrike;
 pub mod defender;
 pub mod entra;
+pub mod jira;
 pub mod okta;
+pub mod pagerduty;
 pub mod sentinelone;
+pub mod servicenow;
 pub mod slack;
+pub mod teams;
+pub mod thehive;
 
 use riposte_respond::{Connector, LoadError, SecretSource, Templates};
 use serde::Deserialize;
@@ -38,6 +44,11 @@ pub const KINDS: &[&str] = &[
     sentinelone::KIND,
     okta::KIND,
     entra::KIND,
+    jira::KIND,
+    servicenow::KIND,
+    thehive::KIND,
+    pagerduty::KIND,
+    teams::KIND,
 ];
 
 #[derive(Deserialize)]
@@ -64,6 +75,11 @@ pub fn load(
         Some(sentinelone::KIND) => Ok(Arc::new(sentinelone::load(file, text, secrets)?)),
         Some(okta::KIND) => Ok(Arc::new(okta::load(file, text, secrets)?)),
         Some(entra::KIND) => Ok(Arc::new(entra::load(file, text, secrets)?)),
+        Some(jira::KIND) => Ok(Arc::new(jira::load(file, text, secrets)?)),
+        Some(servicenow::KIND) => Ok(Arc::new(servicenow::load(file, text, secrets)?)),
+        Some(thehive::KIND) => Ok(Arc::new(thehive::load(file, text, secrets)?)),
+        Some(pagerduty::KIND) => Ok(Arc::new(pagerduty::load(file, text, secrets)?)),
+        Some(teams::KIND) => Ok(Arc::new(teams::load(file, text, secrets)?)),
         Some(other) => Err(LoadError::new(
             file,
             common::line_of(text, "kind:"),
