@@ -81,6 +81,34 @@ fn urlencode(v: String) -> String {
     out
 }
 
+/// The test `private_ip`: an address (or a CIDR network) that is not on the Internet —
+/// RFC 1918, loopback, link-local, shared (100.64.0.0/10), IPv6 unique-local — so that a
+/// playbook does not block or report its own network: `reject("private_ip")`. Anything
+/// that is not an address is not private.
+fn private_ip(v: String) -> bool {
+    let addr = v.split('/').next().unwrap_or_default();
+    match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => {
+            let o = a.octets();
+            a.is_private()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        Ok(std::net::IpAddr::V6(a)) => {
+            let seg = a.segments()[0];
+            a.is_loopback()
+                || a.is_unspecified()
+                || (seg & 0xfe00) == 0xfc00
+                || (seg & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped()
+                    .is_some_and(|m| private_ip(m.to_string()))
+        }
+        Err(_) => false,
+    }
+}
+
 fn tojson(v: Value) -> Result<String, minijinja::Error> {
     serde_json::to_string(&v)
         .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, e.to_string()))
@@ -97,6 +125,7 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
         env.add_filter("urlencode", urlencode);
         env.add_filter("tojson", tojson);
+        env.add_test("private_ip", private_ip);
         Templates { env, fuel }
     }
 
@@ -309,6 +338,49 @@ mod tests {
         let ctx = json!({"case": {"tier": "high", "asset_tags": ["domain-controller"]}});
         assert!(!t.truthy(cond, &ctx).unwrap());
         assert!(!t.truthy("case.assignee", &ctx).unwrap());
+    }
+
+    #[test]
+    fn private_addresses_are_told_from_internet_ones() {
+        for a in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "10.0.0.0/8",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+            "::ffff:192.168.0.1",
+        ] {
+            assert!(private_ip(a.into()), "{a} is private");
+        }
+        for a in [
+            "203.0.113.77",
+            "172.32.0.1",
+            "172.15.255.255",
+            "8.8.8.8",
+            "100.128.0.1",
+            "2001:db8::1",
+            "evil.example",
+            "",
+        ] {
+            assert!(!private_ip(a.into()), "{a} is not private");
+        }
+        let t = Templates::default();
+        let ctx = json!({"case": {"entities": [{"value": "10.0.0.1"}, {"value": "203.0.113.9"}]}});
+        let v = t
+            .render_value(
+                &json!(
+                    "{{ case.entities | map(attribute='value') | reject('private_ip') | list }}"
+                ),
+                &ctx,
+            )
+            .unwrap();
+        assert_eq!(v, json!(["203.0.113.9"]));
     }
 
     #[test]
