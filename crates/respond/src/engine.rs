@@ -1145,8 +1145,11 @@ impl<S: RunStore> Engine<S> {
                 out.push(rec);
             }
         }
-        if !claimed.is_empty() {
-            // Recorded before it is sent: the `sending` records must outlive a power loss.
+        if claimed.iter().any(|r| r.class > Class::Auto) {
+            // Recorded before it is sent. A call that acts on the world (`approve`, `review`)
+            // waits until its `sending` record would outlive a power loss. An `auto` call
+            // (a look-up, a tag, a note) leaves on the write alone, which outlives a crash
+            // of the process; the next tick's flush, within a second, covers power loss.
             self.store.flush().await?;
         }
         let mut set = tokio::task::JoinSet::new();
@@ -1576,6 +1579,8 @@ impl<S: RunStore> Engine<S> {
                 driven += 1;
             }
         }
+        // Whatever `auto` calls left unsynced since the last tick.
+        self.store.flush().await?;
         Ok(driven)
     }
 }
