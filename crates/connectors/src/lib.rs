@@ -16,15 +16,17 @@ use std::sync::Arc;
 use riposte_respond::http::HttpConnector;
 pub mod api;
 pub mod common;
+pub mod netaddr;
 
 // One module per product, in the order of docs/connectors.md.
 pub mod crowdstrike;
+pub mod panos;
 
 use riposte_respond::{Connector, LoadError, SecretSource, Templates};
 use serde::Deserialize;
 
 /// Every `kind` a connector definition may name.
-pub const KINDS: &[&str] = &["http", "webhook", crowdstrike::KIND];
+pub const KINDS: &[&str] = &["http", "webhook", crowdstrike::KIND, panos::KIND];
 
 #[derive(Deserialize)]
 struct KindOnly {
@@ -45,6 +47,7 @@ pub fn load(
             file, text, templates, secrets,
         )?)),
         Some(crowdstrike::KIND) => Ok(Arc::new(crowdstrike::load(file, text, secrets)?)),
+        Some(panos::KIND) => Ok(Arc::new(panos::load(file, text, secrets)?)),
         Some(other) => Err(LoadError::new(
             file,
             common::line_of(text, "kind:"),
