@@ -19,7 +19,9 @@ pub mod common;
 pub mod netaddr;
 
 // One module per product, in the order of docs/connectors.md.
+pub mod cloudflare;
 pub mod crowdstrike;
+pub mod opnsense;
 pub mod panos;
 
 use riposte_respond::{Connector, LoadError, SecretSource, Templates};
@@ -48,6 +50,8 @@ pub fn load(
         )?)),
         Some(crowdstrike::KIND) => Ok(Arc::new(crowdstrike::load(file, text, secrets)?)),
         Some(panos::KIND) => Ok(Arc::new(panos::load(file, text, secrets)?)),
+        Some(opnsense::KIND) => Ok(Arc::new(opnsense::load(file, text, secrets)?)),
+        Some(cloudflare::KIND) => Ok(Arc::new(cloudflare::load(file, text, secrets)?)),
         Some(other) => Err(LoadError::new(
             file,
             common::line_of(text, "kind:"),

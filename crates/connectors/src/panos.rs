@@ -491,7 +491,7 @@ impl PanOs {
         let tagged = answer
             .registered
             .iter()
-            .any(|(i, tags)| *i == ip && tags.iter().any(|t| *t == tag));
+            .any(|(i, tags)| *i == ip && tags.contains(&tag));
         Ok((tagged == register).then(|| self.outcome(&addr, &tag, status, register)))
     }
 }
