@@ -21,6 +21,7 @@ pub mod netaddr;
 // One module per product, in the order of docs/connectors.md.
 pub mod cloudflare;
 pub mod crowdstrike;
+pub mod edl;
 pub mod opnsense;
 pub mod panos;
 
@@ -52,6 +53,7 @@ pub fn load(
         Some(panos::KIND) => Ok(Arc::new(panos::load(file, text, secrets)?)),
         Some(opnsense::KIND) => Ok(Arc::new(opnsense::load(file, text, secrets)?)),
         Some(cloudflare::KIND) => Ok(Arc::new(cloudflare::load(file, text, secrets)?)),
+        Some(edl::KIND) => Ok(Arc::new(edl::load(file, text, Arc::new(edl::Bound))?)),
         Some(other) => Err(LoadError::new(
             file,
             common::line_of(text, "kind:"),
