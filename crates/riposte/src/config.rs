@@ -18,6 +18,9 @@
 //!   connectors: ./connectors             # *.yaml, one connector each
 //!   policy: ./policy.yaml                # optional; default policy without it
 //!   secret_key_file: /etc/riposte/secret.key   # RIPOSTE_SECRET_KEY wins when set
+//! edl:                                   # external dynamic lists served at /edl/{list}.txt
+//!   bad-ips: { allow: [10.20.0.0/16] }   # firewalls at these addresses poll without a token
+//!   bad-domains: { token: true }         # a `feed` (or reading) token: Bearer or Basic password
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -58,6 +61,9 @@ pub struct Config {
     /// The response engine: playbooks, connectors, policy, secrets.
     #[serde(default)]
     pub respond: Option<RespondConfig>,
+    /// The external dynamic lists `riposte serve` serves, and who may read each.
+    #[serde(default)]
+    pub edl: std::collections::BTreeMap<String, EdlListConfig>,
     #[serde(skip)]
     base: PathBuf,
 }
@@ -103,7 +109,45 @@ pub struct RespondConfig {
     pub secret_key_file: Option<PathBuf>,
 }
 
+/// One served list under `edl:`: a token, source networks, or both (either is enough).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdlListConfig {
+    #[serde(default)]
+    pub token: bool,
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
 impl Config {
+    /// Who may read which list at `GET /edl/{list}.txt`; every problem named with its list.
+    pub fn edl_access(&self) -> Result<riposte_server::edl::EdlAccess> {
+        let mut access = riposte_server::edl::EdlAccess::default();
+        for (name, l) in &self.edl {
+            riposte_connectors::edl::check_list_name(name)
+                .map_err(|m| anyhow::anyhow!("edl: {m}"))?;
+            if !l.token && l.allow.is_empty() {
+                bail!(
+                    "edl: list `{name}`: nobody could read it; give `token: true`, an `allow` list of source networks, or both"
+                );
+            }
+            let allow = l
+                .allow
+                .iter()
+                .map(|n| riposte_server::edl::Network::parse(n))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| anyhow::anyhow!("edl: list `{name}`: allow: {m}"))?;
+            access.lists.insert(
+                name.clone(),
+                riposte_server::edl::ListAccess {
+                    token: l.token,
+                    allow,
+                },
+            );
+        }
+        Ok(access)
+    }
+
     pub fn load(path: Option<&Path>) -> Result<Config> {
         let Some(path) = path else {
             return Ok(Config::default());

@@ -1,4 +1,4 @@
-//! The `/api/v1` routes and `/healthz`.
+//! The `/api/v1` routes, `/healthz` and `/edl/{list}.txt`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +55,8 @@ pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
         .layer(DefaultBodyLimit::max(state.limits.max_body));
     Router::new()
         .route("/healthz", get(healthz))
+        // Polled by firewalls, outside `/api/v1`: access is per list (crate::edl).
+        .route("/edl/{file}", get(crate::edl::serve_list::<S>))
         .nest("/api/v1", api)
         .fallback(not_found)
         .with_state(state)

@@ -10,6 +10,7 @@
 pub mod auth;
 mod cases;
 pub mod correlation;
+pub mod edl;
 mod http;
 pub mod live;
 pub mod respond;
@@ -63,6 +64,8 @@ pub struct AppState<S: Store> {
     pub reload: Option<Arc<dyn Reload>>,
     /// The response engine; `None` when the configuration has no `respond:`.
     pub respond: Option<Arc<dyn respond::Responder>>,
+    /// Which external dynamic lists `GET /edl/{list}.txt` serves, and to whom.
+    pub edl: edl::EdlAccess,
 }
 
 /// Reloads the reloadable configuration: all or nothing per part, the parts that fail keep
@@ -89,6 +92,7 @@ impl<S: Store> AppState<S> {
             correlation: None,
             reload: None,
             respond: None,
+            edl: edl::EdlAccess::default(),
         }
     }
 
