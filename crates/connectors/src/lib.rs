@@ -16,15 +16,20 @@ use std::sync::Arc;
 use riposte_respond::http::HttpConnector;
 pub mod api;
 pub mod common;
+pub mod netaddr;
 pub mod ticket;
 
 // One module per product, in the order of docs/connectors.md.
+pub mod cloudflare;
 pub mod crowdstrike;
 pub mod defender;
+pub mod edl;
 pub mod entra;
 pub mod jira;
 pub mod okta;
+pub mod opnsense;
 pub mod pagerduty;
+pub mod panos;
 pub mod sentinelone;
 pub mod servicenow;
 pub mod slack;
@@ -49,6 +54,10 @@ pub const KINDS: &[&str] = &[
     thehive::KIND,
     pagerduty::KIND,
     teams::KIND,
+    panos::KIND,
+    opnsense::KIND,
+    cloudflare::KIND,
+    edl::KIND,
 ];
 
 #[derive(Deserialize)]
@@ -80,6 +89,10 @@ pub fn load(
         Some(thehive::KIND) => Ok(Arc::new(thehive::load(file, text, secrets)?)),
         Some(pagerduty::KIND) => Ok(Arc::new(pagerduty::load(file, text, secrets)?)),
         Some(teams::KIND) => Ok(Arc::new(teams::load(file, text, secrets)?)),
+        Some(panos::KIND) => Ok(Arc::new(panos::load(file, text, secrets)?)),
+        Some(opnsense::KIND) => Ok(Arc::new(opnsense::load(file, text, secrets)?)),
+        Some(cloudflare::KIND) => Ok(Arc::new(cloudflare::load(file, text, secrets)?)),
+        Some(edl::KIND) => Ok(Arc::new(edl::load(file, text, Arc::new(edl::Bound))?)),
         Some(other) => Err(LoadError::new(
             file,
             common::line_of(text, "kind:"),

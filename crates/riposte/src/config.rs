@@ -22,6 +22,9 @@
 //!   slack:                               # Approve / Reject clicks at POST /slack/interactions
 //!     signing_secret: slack_signing      # a stored secret: the Slack app's signing secret
 //!     users: { U024BE7LH: alice }        # Slack user id → riposte token name (approver role)
+//! edl:                                   # external dynamic lists served at /edl/{list}.txt
+//!   bad-ips: { allow: [10.20.0.0/16] }   # firewalls at these addresses poll without a token
+//!   bad-domains: { token: true }         # a `feed` (or reading) token: Bearer or Basic password
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -62,6 +65,9 @@ pub struct Config {
     /// The response engine: playbooks, connectors, policy, secrets.
     #[serde(default)]
     pub respond: Option<RespondConfig>,
+    /// The external dynamic lists `riposte serve` serves, and who may read each.
+    #[serde(default)]
+    pub edl: std::collections::BTreeMap<String, EdlListConfig>,
     #[serde(skip)]
     base: PathBuf,
 }
@@ -133,7 +139,45 @@ pub struct SlackConfig {
     pub users: std::collections::BTreeMap<String, String>,
 }
 
+/// One served list under `edl:`: a token, source networks, or both (either is enough).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdlListConfig {
+    #[serde(default)]
+    pub token: bool,
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
 impl Config {
+    /// Who may read which list at `GET /edl/{list}.txt`; every problem named with its list.
+    pub fn edl_access(&self) -> Result<riposte_server::edl::EdlAccess> {
+        let mut access = riposte_server::edl::EdlAccess::default();
+        for (name, l) in &self.edl {
+            riposte_connectors::edl::check_list_name(name)
+                .map_err(|m| anyhow::anyhow!("edl: {m}"))?;
+            if !l.token && l.allow.is_empty() {
+                bail!(
+                    "edl: list `{name}`: nobody could read it; give `token: true`, an `allow` list of source networks, or both"
+                );
+            }
+            let allow = l
+                .allow
+                .iter()
+                .map(|n| riposte_server::edl::Network::parse(n))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| anyhow::anyhow!("edl: list `{name}`: allow: {m}"))?;
+            access.lists.insert(
+                name.clone(),
+                riposte_server::edl::ListAccess {
+                    token: l.token,
+                    allow,
+                },
+            );
+        }
+        Ok(access)
+    }
+
     pub fn load(path: Option<&Path>) -> Result<Config> {
         let Some(path) = path else {
             return Ok(Config::default());

@@ -254,9 +254,11 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             // Refused before anything starts: a bad playbook leaves nothing behind.
             let respond = respond_setup::load_configured(&config, &data.data_dir)?;
             let correlation_hold = config.correlation_hold()?;
+            let edl = config.edl_access()?;
             let mut store = open_store(&data.data_dir, Durability::Full).await?;
             store.checkpoint_in_background().await?;
             let store = Arc::new(store);
+            riposte_connectors::edl::bind(Arc::new(respond_setup::StoreLists(store.clone())));
             first_admin_token(&store, &data.data_dir).await?;
             let limits = Limits {
                 max_body,
@@ -274,6 +276,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let enrichment = Arc::new(SharedEnrichment::new(config.enrichment_set(&canon)?));
             let mut state =
                 AppState::new(store.clone(), pipeline.clone(), config.decoders()?, limits);
+            state.edl = edl;
             let mut case_task = None;
             if !no_cases {
                 let (live, task) = LiveCases::start(

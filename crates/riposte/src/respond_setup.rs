@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use riposte_connectors::edl::{EdlLists, ListFuture};
 use riposte_respond::secrets::{OpenVault, SecretError, StaticSecrets};
 use riposte_respond::{
     Connectors, Engine, Playbook, Policy, SecretKey, SecretSource, Templates, playbook,
@@ -15,9 +16,41 @@ use riposte_respond::{
 use riposte_server::live::LiveCases;
 use riposte_server::respond::{EngineHandle, Responder, follow_cases, start_ticker};
 use riposte_server::slack::SlackApprovals;
-use riposte_store::SqliteStore;
+use riposte_store::{SqliteStore, Store};
 
 use crate::config::{Config, RespondConfig, yaml_files};
+
+/// The store, as the list store of `kind: edl` connectors.
+pub struct StoreLists<S: Store>(pub Arc<S>);
+
+impl<S: Store> EdlLists for StoreLists<S> {
+    fn add<'a>(&'a self, list: &'a str, value: &'a str, actor: &'a str) -> ListFuture<'a, bool> {
+        Box::pin(async move {
+            self.0
+                .edl_add(list, value, actor)
+                .await
+                .map_err(|e| format!("list `{list}`: {e}"))
+        })
+    }
+
+    fn remove<'a>(&'a self, list: &'a str, value: &'a str, actor: &'a str) -> ListFuture<'a, bool> {
+        Box::pin(async move {
+            self.0
+                .edl_remove(list, value, actor)
+                .await
+                .map_err(|e| format!("list `{list}`: {e}"))
+        })
+    }
+
+    fn entries<'a>(&'a self, list: &'a str) -> ListFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            self.0
+                .edl_entries(list)
+                .await
+                .map_err(|e| format!("list `{list}`: {e}"))
+        })
+    }
+}
 
 /// How often the engine looks at waiting runs, back-offs, approval deadlines and expiries.
 pub const TICK: Duration = Duration::from_secs(1);

@@ -28,6 +28,8 @@ pub enum Permission {
     Approve,
     /// Tokens, audit log, configuration.
     Admin,
+    /// Read the external dynamic lists (`GET /edl/{list}.txt`).
+    ReadLists,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +39,13 @@ pub enum Role {
     Analyst,
     Approver,
     Admin,
+    /// A firewall polling external dynamic lists, and nothing else.
+    Feed,
 }
 
 impl Role {
-    pub const NAMES: [&'static str; 5] = ["ingest", "viewer", "analyst", "approver", "admin"];
+    pub const NAMES: [&'static str; 6] =
+        ["ingest", "viewer", "analyst", "approver", "admin", "feed"];
 
     pub fn parse(s: &str) -> Option<Role> {
         Some(match s {
@@ -49,6 +54,7 @@ impl Role {
             "analyst" => Role::Analyst,
             "approver" => Role::Approver,
             "admin" => Role::Admin,
+            "feed" => Role::Feed,
             _ => return None,
         })
     }
@@ -60,6 +66,7 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Approver => "approver",
             Role::Admin => "admin",
+            Role::Feed => "feed",
         }
     }
 
@@ -67,10 +74,11 @@ impl Role {
         use Permission as P;
         match self {
             Role::Ingest => p == P::Ingest,
-            Role::Viewer => p == P::Read,
-            Role::Analyst => matches!(p, P::Read | P::Triage),
-            Role::Approver => matches!(p, P::Read | P::Triage | P::Approve),
+            Role::Viewer => matches!(p, P::Read | P::ReadLists),
+            Role::Analyst => matches!(p, P::Read | P::Triage | P::ReadLists),
+            Role::Approver => matches!(p, P::Read | P::Triage | P::Approve | P::ReadLists),
             Role::Admin => true,
+            Role::Feed => p == P::ReadLists,
         }
     }
 }

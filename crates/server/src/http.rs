@@ -1,4 +1,4 @@
-//! The `/api/v1` routes and `/healthz`.
+//! The `/api/v1` routes, `/healthz` and `/edl/{list}.txt`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +60,8 @@ pub fn router<S: Store>(state: Arc<AppState<S>>) -> Router {
             "/slack/interactions",
             post(crate::slack::interactions::<S>).layer(DefaultBodyLimit::max(64 * 1024)),
         )
+        // Polled by firewalls, outside `/api/v1`: access is per list (crate::edl).
+        .route("/edl/{file}", get(crate::edl::serve_list::<S>))
         .nest("/api/v1", api)
         .fallback(not_found)
         .with_state(state)

@@ -10,6 +10,7 @@
 pub mod auth;
 mod cases;
 pub mod correlation;
+pub mod edl;
 mod http;
 pub mod live;
 pub mod respond;
@@ -66,6 +67,8 @@ pub struct AppState<S: Store> {
     pub respond: Option<Arc<dyn respond::Responder>>,
     /// Approve / Reject clicks from Slack; `None` without `respond: slack:`.
     pub slack: Option<Arc<slack::SlackApprovals>>,
+    /// Which external dynamic lists `GET /edl/{list}.txt` serves, and to whom.
+    pub edl: edl::EdlAccess,
 }
 
 /// Reloads the reloadable configuration: all or nothing per part, the parts that fail keep
@@ -93,6 +96,7 @@ impl<S: Store> AppState<S> {
             reload: None,
             respond: None,
             slack: None,
+            edl: edl::EdlAccess::default(),
         }
     }
 

@@ -318,6 +318,27 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// Adds `value` to the external dynamic list `list` with an audit record; `false` (and
+    /// nothing written) when the list holds it already.
+    fn edl_add(
+        &self,
+        list: &str,
+        value: &str,
+        actor: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes `value` from `list` with an audit record; `false` when it was not there.
+    fn edl_remove(
+        &self,
+        list: &str,
+        value: &str,
+        actor: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The entries of `list`, sorted; empty for a list that holds none.
+    fn edl_entries(
+        &self,
+        list: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
     /// Appends one audit record; returns its sequence number.
     fn audit(
         &self,

@@ -1040,6 +1040,70 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    async fn edl_add(&self, list: &str, value: &str, actor: &str) -> Result<bool, StoreError> {
+        let mut w = self.writer.lock().await;
+        let mut tx = w.conn.begin_with(BEGIN).await?;
+        let head = read_head(&mut tx).await?;
+        let n = sqlx::query(
+            "INSERT INTO edl_entries (list, value, added_ms) VALUES (?, ?, ?) \
+             ON CONFLICT (list, value) DO NOTHING",
+        )
+        .bind(list.to_string())
+        .bind(value.to_string())
+        .bind(now().as_millisecond())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        append_audit(
+            &mut tx,
+            head,
+            actor,
+            "edl.add",
+            json!({ "list": list, "value": value }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn edl_remove(&self, list: &str, value: &str, actor: &str) -> Result<bool, StoreError> {
+        let mut w = self.writer.lock().await;
+        let mut tx = w.conn.begin_with(BEGIN).await?;
+        let head = read_head(&mut tx).await?;
+        let n = sqlx::query("DELETE FROM edl_entries WHERE list = ? AND value = ?")
+            .bind(list.to_string())
+            .bind(value.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        append_audit(
+            &mut tx,
+            head,
+            actor,
+            "edl.remove",
+            json!({ "list": list, "value": value }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn edl_entries(&self, list: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT value FROM edl_entries WHERE list = ? ORDER BY value")
+            .bind(list.to_string())
+            .fetch_all(&self.readers)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(StoreError::from))
+            .collect()
+    }
+
     async fn audit(
         &self,
         actor: &str,

@@ -175,6 +175,75 @@ async fn tokens_are_unique_by_name_and_revocable() {
     assert!(!s.revoke_token("ci", "test").await.unwrap());
 }
 
+#[tokio::test]
+async fn edl_entries_are_sets_per_list_audited_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path()).await;
+    assert!(s.edl_add("bad-ips", "192.0.2.7", "act-1").await.unwrap());
+    assert!(
+        s.edl_add("bad-ips", "198.51.100.0/24", "act-2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.edl_add("bad-domains", "evil.example", "act-3")
+            .await
+            .unwrap()
+    );
+    // A repeat changes nothing and writes no audit record.
+    let head = s.audit_head().await.unwrap();
+    assert!(!s.edl_add("bad-ips", "192.0.2.7", "act-1").await.unwrap());
+    assert_eq!(s.audit_head().await.unwrap(), head);
+    assert_eq!(
+        s.edl_entries("bad-ips").await.unwrap(),
+        ["192.0.2.7", "198.51.100.0/24"]
+    );
+    assert!(
+        s.edl_remove("bad-ips", "192.0.2.7", "act-1:undo")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.edl_remove("bad-ips", "192.0.2.7", "act-1:undo")
+            .await
+            .unwrap()
+    );
+    assert!(s.edl_entries("nothing-here").await.unwrap().is_empty());
+    let records = s.audit_records(0, 100).await.unwrap();
+    let actions: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap())
+        .filter(|b| b["action"].as_str().is_some_and(|a| a.starts_with("edl.")))
+        .map(|b| {
+            json!([
+                b["actor"],
+                b["action"],
+                b["detail"]["list"],
+                b["detail"]["value"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            json!(["act-1", "edl.add", "bad-ips", "192.0.2.7"]),
+            json!(["act-2", "edl.add", "bad-ips", "198.51.100.0/24"]),
+            json!(["act-3", "edl.add", "bad-domains", "evil.example"]),
+            json!(["act-1:undo", "edl.remove", "bad-ips", "192.0.2.7"]),
+        ]
+    );
+    s.close().await;
+    let s = open(dir.path()).await;
+    assert_eq!(s.edl_entries("bad-ips").await.unwrap(), ["198.51.100.0/24"]);
+    assert_eq!(
+        verify_audit(&s).await.unwrap(),
+        AuditVerdict::Intact {
+            records: 4,
+            head: s.audit_head().await.unwrap().unwrap().1
+        }
+    );
+}
+
 /// Tampering with the stored audit log, the way someone with the database file would.
 async fn tamper(dir: &std::path::Path, sql: &str) {
     use sqlx::Connection;
