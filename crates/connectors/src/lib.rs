@@ -19,12 +19,13 @@ pub mod common;
 
 // One module per product, in the order of docs/connectors.md.
 pub mod crowdstrike;
+pub mod ldap;
 
 use riposte_respond::{Connector, LoadError, SecretSource, Templates};
 use serde::Deserialize;
 
 /// Every `kind` a connector definition may name.
-pub const KINDS: &[&str] = &["http", "webhook", crowdstrike::KIND];
+pub const KINDS: &[&str] = &["http", "webhook", crowdstrike::KIND, ldap::KIND];
 
 #[derive(Deserialize)]
 struct KindOnly {
@@ -45,6 +46,7 @@ pub fn load(
             file, text, templates, secrets,
         )?)),
         Some(crowdstrike::KIND) => Ok(Arc::new(crowdstrike::load(file, text, secrets)?)),
+        Some(ldap::KIND) => Ok(Arc::new(ldap::load(file, text, secrets)?)),
         Some(other) => Err(LoadError::new(
             file,
             common::line_of(text, "kind:"),
