@@ -20,12 +20,13 @@ pub mod common;
 // One module per product, in the order of docs/connectors.md.
 pub mod crowdstrike;
 pub mod ldap;
+pub mod smtp;
 
 use riposte_respond::{Connector, LoadError, SecretSource, Templates};
 use serde::Deserialize;
 
 /// Every `kind` a connector definition may name.
-pub const KINDS: &[&str] = &["http", "webhook", crowdstrike::KIND, ldap::KIND];
+pub const KINDS: &[&str] = &["http", "webhook", crowdstrike::KIND, ldap::KIND, smtp::KIND];
 
 #[derive(Deserialize)]
 struct KindOnly {
@@ -47,6 +48,7 @@ pub fn load(
         )?)),
         Some(crowdstrike::KIND) => Ok(Arc::new(crowdstrike::load(file, text, secrets)?)),
         Some(ldap::KIND) => Ok(Arc::new(ldap::load(file, text, secrets)?)),
+        Some(smtp::KIND) => Ok(Arc::new(smtp::load(file, text, secrets)?)),
         Some(other) => Err(LoadError::new(
             file,
             common::line_of(text, "kind:"),
