@@ -43,13 +43,15 @@
 //! Lost updates: the change is one LDAP modify that deletes the exact value read and adds
 //! the new one (RFC 4511 §4.6 applies a modify's changes atomically, all or none). If
 //! someone changed `userAccountControl` between our read and our write, the delete finds
-//! no such value, the directory answers `noSuchAttribute` (16) and nothing is written; the
-//! connector reads again and retries, at most three times, instead of overwriting the other
-//! change with a value computed from a stale read (which a plain `replace` would do).
+//! no such value, the directory answers `noSuchAttribute` (16) and nothing is written,
+//! where a plain `replace` would overwrite the other change with a value computed from a
+//! stale read. The call fails as transient ("changed between our read and our write"), and
+//! the engine's next attempt reads afresh.
 //!
 //! Idempotency: setting a bit that is set changes nothing, so the engine may retry
 //! `disable_account` after a failure that happened before the modify was sent (connect,
-//! bind, search). A failure after it was sent is reported as not retryable: a second
+//! bind, search) or that the directory answered with "nothing written" (the stale read
+//! above). A modify with no answer is reported as not retryable: a second
 //! attempt would read the already-disabled value and record it as `previous`, and undo
 //! would then leave the account disabled. For the same reason the check (asked after a
 //! restart between send and answer) can only report the value it finds: an account found
@@ -83,8 +85,6 @@ const ENABLE: &str = "enable_account";
 const UAC: &str = "userAccountControl";
 /// `ADS_UF_ACCOUNTDISABLE`.
 const ACCOUNTDISABLE: i64 = 0x2;
-/// Read-modify-write rounds before a value that keeps changing is reported.
-const ROUNDS: usize = 3;
 
 /// LDAP result codes (RFC 4511 appendix A) the connector explains.
 mod rc {
@@ -553,46 +553,56 @@ impl Directory {
         disable: bool,
         wanted: i64,
     ) -> Result<CallOutcome, ConnectorError> {
-        for _ in 0..ROUNDS {
-            let account = self.account(s, req).await?;
-            let before = account.value(&self.name)?;
-            let after = (before & !ACCOUNTDISABLE) | wanted;
-            let changed = after != before;
-            if changed {
-                match self
-                    .swap(s, &account.dn, &account.uac, &after.to_string())
-                    .await
-                {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) if disable && e.retryable() => {
-                        return Err(ConnectorError::Rejected {
-                            status: None,
-                            message: format!(
-                                "{e}; the account may or may not be disabled now: check `{UAC}` \
-                                 of `{}` (riposte does not repeat a disable whose answer was \
-                                 lost, as it would lose the value before)",
-                                account.dn
-                            ),
-                        });
-                    }
-                    Err(e) => return Err(e),
+        let account = self.account(s, req).await?;
+        let before = account.value(&self.name)?;
+        let after = (before & !ACCOUNTDISABLE) | wanted;
+        let changed = after != before;
+        if changed {
+            match self
+                .swap(s, &account.dn, &account.uac, &after.to_string())
+                .await
+            {
+                Ok(true) => {}
+                // Nothing was written, so another attempt (the engine's) reads afresh and
+                // records the right value before.
+                Ok(false) => {
+                    return Err(ConnectorError::Transient {
+                        message: format!(
+                            "{}: `{UAC}` of `{}` changed between our read ({}) and our write; \
+                             nothing was written",
+                            self.name, account.dn, account.uac
+                        ),
+                    });
                 }
+                Err(e) if disable && e.retryable() => {
+                    return Err(ConnectorError::Rejected {
+                        status: None,
+                        message: format!(
+                            "{e}; the account may or may not be disabled now: check `{UAC}` of \
+                             `{}` (riposte does not repeat a disable whose answer was lost, as \
+                             it would lose the value before)",
+                            account.dn
+                        ),
+                    });
+                }
+                Err(e) => return Err(e),
             }
-            return Ok(outcome(&account.dn, before, after, changed, disable));
         }
-        Err(ConnectorError::Transient {
-            message: format!(
-                "{}: `{UAC}` kept changing under us ({ROUNDS} reads in a row were stale); \
-                 nothing was written",
-                self.name
-            ),
-        })
+        Ok(outcome(&account.dn, before, after, changed, disable))
     }
 
     /// Whether the account's bit already is as the call would leave it.
     async fn took_effect(&self, req: &CallRequest) -> Result<Option<CallOutcome>, ConnectorError> {
-        let disable = req.operation == DISABLE;
+        let disable = match req.operation.as_str() {
+            DISABLE => true,
+            ENABLE => false,
+            other => {
+                return Err(ConnectorError::UnknownOperation {
+                    connector: self.name.clone(),
+                    operation: other.into(),
+                });
+            }
+        };
         let wanted = wanted_bit(req, disable)?;
         let mut s = self.session(req.timeout).await?;
         let account = self.account(&mut s, req).await;

@@ -299,13 +299,21 @@ async fn an_untrusted_certificate_is_refused_before_anything_is_sent() {
 }
 
 #[tokio::test]
-async fn plain_smtp_to_this_machine_works_and_a_refused_connection_is_retryable() {
+async fn plain_smtp_to_this_machine_works_starttls_is_required_when_asked_and_a_refused_connection_is_retryable()
+ {
     let s = Sink::start("none", false);
     let c = mail(s.port, "none", "", "unused");
     c.call(&notify(json!({}))).await.expect("sent");
     let got = s.received();
     assert_eq!(got[0]["tls"], json!(false));
     assert_eq!(got[0]["login"], Value::Null);
+
+    // A server that offers no STARTTLS gets nothing from a `tls: starttls` connector.
+    let c = mail(s.port, "starttls", &with_login(&s.ca), PASSWORD);
+    let e = c.call(&notify(json!({}))).await.expect_err("no STARTTLS");
+    assert!(e.to_string().contains("STARTTLS"), "{e}");
+    assert!(!e.retryable(), "{e:?}");
+    assert_eq!(s.received().len(), 1);
 
     let c = mail(free_port(), "none", "", "unused");
     let e = c.call(&notify(json!({}))).await.expect_err("refused");
