@@ -102,6 +102,16 @@ impl FirstSeen {
     }
 }
 
+/// Whether `host` (from a URL or a setting) names this machine: the only place a password
+/// may travel without TLS.
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

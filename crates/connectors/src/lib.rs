@@ -26,6 +26,7 @@ pub mod defender;
 pub mod edl;
 pub mod entra;
 pub mod jira;
+pub mod ldap;
 pub mod okta;
 pub mod opnsense;
 pub mod pagerduty;
@@ -33,6 +34,7 @@ pub mod panos;
 pub mod sentinelone;
 pub mod servicenow;
 pub mod slack;
+pub mod smtp;
 pub mod teams;
 pub mod thehive;
 
@@ -58,6 +60,8 @@ pub const KINDS: &[&str] = &[
     opnsense::KIND,
     cloudflare::KIND,
     edl::KIND,
+    ldap::KIND,
+    smtp::KIND,
 ];
 
 #[derive(Deserialize)]
@@ -93,6 +97,8 @@ pub fn load(
         Some(opnsense::KIND) => Ok(Arc::new(opnsense::load(file, text, secrets)?)),
         Some(cloudflare::KIND) => Ok(Arc::new(cloudflare::load(file, text, secrets)?)),
         Some(edl::KIND) => Ok(Arc::new(edl::load(file, text, Arc::new(edl::Bound))?)),
+        Some(ldap::KIND) => Ok(Arc::new(ldap::load(file, text, secrets)?)),
+        Some(smtp::KIND) => Ok(Arc::new(smtp::load(file, text, secrets)?)),
         Some(other) => Err(LoadError::new(
             file,
             common::line_of(text, "kind:"),
