@@ -132,7 +132,10 @@ mod tests {
             path_under(base, "https://graph.microsoft.com/v1.0/x?$skiptoken=a").as_deref(),
             Some("/v1.0/x?$skiptoken=a")
         );
-        assert_eq!(path_under(base, "https://graph.microsoft.com.evil.example/v1.0"), None);
+        assert_eq!(
+            path_under(base, "https://graph.microsoft.com.evil.example/v1.0"),
+            None
+        );
         assert_eq!(path_under(base, "https://evil.example/v1.0"), None);
     }
 

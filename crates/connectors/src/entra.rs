@@ -1,5 +1,6 @@
 //! Microsoft Entra ID, through Microsoft Graph: disabling and enabling a user's account,
-//! and revoking a user's sign-in sessions.
+//! revoking a user's sign-in sessions, and taking a user out of a group (privilege in Entra
+//! is mostly group membership: privileged and role-assignable groups) and back in.
 //!
 //! ```yaml
 //! name: entra
@@ -16,7 +17,9 @@
 //! App registration, Microsoft Graph application permissions (admin consent):
 //! **User.Read.All** and **User.EnableDisableAccount.All** (read and change
 //! `accountEnabled`), **User.RevokeSessions.All** (revoke sessions); `User.ReadWrite.All`
-//! covers all three. To disable an administrator, Entra also wants the app to hold an admin
+//! covers all three. **GroupMember.ReadWrite.All** for the group operations (it also reads
+//! memberships); a role-assignable group's members change only with
+//! **RoleManagement.ReadWrite.Directory** as well. To disable an administrator, Entra also wants the app to hold an admin
 //! role at least as privileged as the target's (Privileged Authentication Administrator for
 //! a Global Administrator): without it Graph answers `403 Authorization_RequestDenied`.
 //!
@@ -25,6 +28,8 @@
 //! | `disable_account` | approve | `enable_account` | `PATCH /v1.0/users/{id}` `{"accountEnabled": false}` |
 //! | `enable_account` | approve | `disable_account` | `PATCH /v1.0/users/{id}` `{"accountEnabled": true}` |
 //! | `revoke_sessions` | approve, irreversible | — | `POST /v1.0/users/{id}/revokeSignInSessions` |
+//! | `remove_from_group` | approve | `add_to_group` | `DELETE /v1.0/groups/{group-id}/members/{id}/$ref` |
+//! | `add_to_group` | approve | `remove_from_group` | `POST /v1.0/groups/{group-id}/members/$ref` `{"@odata.id": ".../v1.0/directoryObjects/{id}"}` |
 //!
 //! Parameters: `user_id` (the user's object id) or `user_principal_name`
 //! (`alice@corp.example`; Graph addresses a user by either).
@@ -38,10 +43,24 @@
 //! and answer, when only the check could tell that the change took effect — makes the
 //! inverse refuse with a clear message rather than guess.
 //!
+//! The group operations also take `group_id` (the group's object id). They read the group
+//! (`GET /v1.0/groups/{group-id}?$select=id,displayName,groupTypes,isAssignableToRole`: an
+//! unknown group is a `404`, a dynamic group is refused, since its rule decides its members)
+//! and the user's direct memberships (`GET /v1.0/users/{id}/memberOf?$select=id`, following
+//! `@odata.nextLink` only under `base_url`, at most `MAX_PAGES` pages; not transitive, as a
+//! membership through a nested group is not one the `DELETE` can remove). Undo record:
+//! `user_id`, `group_id` and `was_member` (the first attempt's reading), so undoing a
+//! removal never adds someone who was not a member, and undoing an add never removes an
+//! earlier member; `was_member: null` (from the check) is refused rather than guessed.
+//! Graph's `404 Request_ResourceNotFound` to the `DELETE` and `400 One or more added object
+//! references already exist` to the `POST` mean the membership is already as asked: success,
+//! `changed: false`.
+//!
 //! Setting `accountEnabled` to a value is idempotent and revoking sessions twice revokes
-//! them once: the engine may retry all three. Graph answers `204` to the `PATCH` and
-//! `{"value": true}` to the revocation (anything else is a failure). After a restart, the
-//! engine asks for the account's `accountEnabled`; revocation offers no check.
+//! them once, and the membership reads make the group operations so: the engine may retry
+//! all five. Graph answers `204` to the `PATCH` and `{"value": true}` to the revocation
+//! (anything else is a failure). After a restart, the engine asks for the account's
+//! `accountEnabled` or the user's memberships; revocation offers no check.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -503,7 +522,15 @@ impl Entra {
             .as_bool()
             .unwrap_or(current);
         if current == target {
-            return Ok(membership(&uid, gid, Some(&name), current, Some(was), false, None));
+            return Ok(membership(
+                &uid,
+                gid,
+                Some(&name),
+                current,
+                Some(was),
+                false,
+                None,
+            ));
         }
         let r = if target {
             // The reference names the object in the same cloud as the API riposte calls.
