@@ -1,4 +1,6 @@
-//! Okta: suspending a user and lifting the suspension, and clearing a user's sessions.
+//! Okta: suspending a user and lifting the suspension, clearing a user's sessions, and
+//! taking a user out of a group and back in (privilege in Okta is group membership: admin
+//! roles are commonly assigned to groups).
 //!
 //! ```yaml
 //! name: okta
@@ -12,7 +14,12 @@
 //! created it; give that admin a custom role limited to the users riposte may act on, with
 //! **View users and their details**, **Suspend and unsuspend users** and **Clear user
 //! sessions** (`okta.users.read`, `okta.users.lifecycle.suspend`,
-//! `okta.users.lifecycle.unsuspend`, `okta.users.lifecycle.clearSessions`). It is sent as
+//! `okta.users.lifecycle.unsuspend`, `okta.users.lifecycle.clearSessions`), and for the
+//! group operations **View groups and their details** and **Manage group membership**
+//! (`okta.groups.read`, `okta.groups.members.manage`) over the groups riposte may change —
+//! or the standard Group Membership Administrator role. Taking someone out of a group that
+//! grants an admin role needs an admin at least as privileged (Okta answers `403
+//! E0000006` otherwise). It is sent as
 //! `Authorization: SSWS <token>`. Okta revokes tokens unused for 30 days: a `401` says so,
 //! naming the secret to renew (never its value).
 //!
@@ -21,6 +28,8 @@
 //! | `suspend_user` | approve | `unsuspend_user` | `POST /api/v1/users/{id}/lifecycle/suspend` |
 //! | `unsuspend_user` | approve | `suspend_user` | `POST /api/v1/users/{id}/lifecycle/unsuspend` |
 //! | `clear_sessions` | approve, irreversible | — | `DELETE /api/v1/users/{id}/sessions` |
+//! | `remove_from_group` | approve | `add_to_group` | `DELETE /api/v1/groups/{groupId}/users/{id}` |
+//! | `add_to_group` | approve | `remove_from_group` | `PUT /api/v1/groups/{groupId}/users/{id}` |
 //!
 //! Parameters: `user_id` (Okta's user id) or `login` (`alice@corp.example`; Okta's
 //! `GET /api/v1/users/{login}` finds the user by it). `clear_sessions` takes `oauth_tokens:
@@ -35,9 +44,19 @@
 //! the check could tell that the suspension took effect — makes the inverse refuse with a
 //! clear message rather than guess.
 //!
+//! The group operations also take `group_id`. They read the group (`GET
+//! /api/v1/groups/{groupId}`: an unknown group is a `404 E0000007`; a group whose `type` is
+//! not `OKTA_GROUP` is refused, as its members come from its directory) and the user's
+//! groups (`GET /api/v1/users/{id}/groups`, following `Link: <…>; rel="next"` only under
+//! `base_url`, at most `MAX_PAGES` pages). Okta answers `204` to both changes. Undo record:
+//! `user_id`, `group_id` and `was_member` (the first attempt's reading), so undoing a
+//! removal never adds someone who was not a member and undoing an add never removes an
+//! earlier member; `was_member: null` (from the check) is refused rather than guessed.
+//!
 //! Okta's lifecycle calls are not idempotent by themselves (suspending a suspended user is
 //! an `E0000001` error), but the read before each one makes them so, and clearing sessions
-//! twice clears them once: the engine may retry all three. Rate limits: `429` with
+//! twice clears them once, and group membership is read before it is changed: the engine
+//! may retry all five. Rate limits: `429` with
 //! `X-Rate-Limit-Reset` (epoch seconds) when Okta gives no `Retry-After`.
 
 use std::sync::Arc;
@@ -485,7 +504,15 @@ impl Okta {
             .as_bool()
             .unwrap_or(current);
         if current == target {
-            return Ok(membership(&uid, gid, Some(&name), current, Some(was), false, None));
+            return Ok(membership(
+                &uid,
+                gid,
+                Some(&name),
+                current,
+                Some(was),
+                false,
+                None,
+            ));
         }
         let method = if target { Method::PUT } else { Method::DELETE };
         let r = Request::new(
@@ -650,11 +677,16 @@ mod tests {
         let mut one = HeaderMap::new();
         one.insert(
             LINK,
-            HeaderValue::from_static("<https://a/x>; rel=\"self\", <https://a/y?after=2>; rel=\"next\""),
+            HeaderValue::from_static(
+                "<https://a/x>; rel=\"self\", <https://a/y?after=2>; rel=\"next\"",
+            ),
         );
         assert_eq!(next_link(&one).as_deref(), Some("https://a/y?after=2"));
         let mut last = HeaderMap::new();
-        last.insert(LINK, HeaderValue::from_static("<https://a/x>; rel=\"self\""));
+        last.insert(
+            LINK,
+            HeaderValue::from_static("<https://a/x>; rel=\"self\""),
+        );
         assert_eq!(next_link(&last), None);
     }
 }
