@@ -82,6 +82,18 @@ pub fn path_segment(s: &str) -> String {
     out
 }
 
+/// How many pages of a vendor's list a connector reads before giving up: a membership
+/// read that has not found its answer by then says so instead of guessing.
+pub const MAX_PAGES: usize = 50;
+
+/// The path (with its query) of a vendor's next-page link, when the link points into
+/// `base_url`: a link to any other host is refused, so the credentials sent with every
+/// request never leave for a place the definition did not name.
+pub fn path_under(base_url: &str, link: &str) -> Option<String> {
+    let rest = link.strip_prefix(base_url)?;
+    rest.starts_with('/').then(|| rest.to_string())
+}
+
 /// What a forward call read before it acted (an account's previous state), kept by
 /// idempotency key: a retried call reads the state its own first attempt already changed,
 /// and must still record the state from before riposte acted. Bounded; after a restart it
@@ -121,6 +133,20 @@ mod tests {
         assert_eq!(path_segment("alice@corp.example"), "alice@corp.example");
         assert_eq!(path_segment("../admin?x=1#f"), "..%2Fadmin%3Fx=1%23f");
         assert_eq!(path_segment("a b%"), "a%20b%25");
+    }
+
+    #[test]
+    fn a_next_page_link_must_stay_under_the_base_url() {
+        let base = "https://graph.microsoft.com";
+        assert_eq!(
+            path_under(base, "https://graph.microsoft.com/v1.0/x?$skiptoken=a").as_deref(),
+            Some("/v1.0/x?$skiptoken=a")
+        );
+        assert_eq!(
+            path_under(base, "https://graph.microsoft.com.evil.example/v1.0"),
+            None
+        );
+        assert_eq!(path_under(base, "https://evil.example/v1.0"), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Microsoft Entra ID, through Microsoft Graph: disabling and enabling a user's account,
-//! and revoking a user's sign-in sessions.
+//! revoking a user's sign-in sessions, and taking a user out of a group (privilege in Entra
+//! is mostly group membership: privileged and role-assignable groups) and back in.
 //!
 //! ```yaml
 //! name: entra
@@ -16,7 +17,9 @@
 //! App registration, Microsoft Graph application permissions (admin consent):
 //! **User.Read.All** and **User.EnableDisableAccount.All** (read and change
 //! `accountEnabled`), **User.RevokeSessions.All** (revoke sessions); `User.ReadWrite.All`
-//! covers all three. To disable an administrator, Entra also wants the app to hold an admin
+//! covers all three. **GroupMember.ReadWrite.All** for the group operations (it also reads
+//! memberships); a role-assignable group's members change only with
+//! **RoleManagement.ReadWrite.Directory** as well. To disable an administrator, Entra also wants the app to hold an admin
 //! role at least as privileged as the target's (Privileged Authentication Administrator for
 //! a Global Administrator): without it Graph answers `403 Authorization_RequestDenied`.
 //!
@@ -25,6 +28,8 @@
 //! | `disable_account` | approve | `enable_account` | `PATCH /v1.0/users/{id}` `{"accountEnabled": false}` |
 //! | `enable_account` | approve | `disable_account` | `PATCH /v1.0/users/{id}` `{"accountEnabled": true}` |
 //! | `revoke_sessions` | approve, irreversible | — | `POST /v1.0/users/{id}/revokeSignInSessions` |
+//! | `remove_from_group` | approve | `add_to_group` | `DELETE /v1.0/groups/{group-id}/members/{id}/$ref` |
+//! | `add_to_group` | approve | `remove_from_group` | `POST /v1.0/groups/{group-id}/members/$ref` `{"@odata.id": ".../v1.0/directoryObjects/{id}"}` |
 //!
 //! Parameters: `user_id` (the user's object id) or `user_principal_name`
 //! (`alice@corp.example`; Graph addresses a user by either).
@@ -38,10 +43,24 @@
 //! and answer, when only the check could tell that the change took effect — makes the
 //! inverse refuse with a clear message rather than guess.
 //!
+//! The group operations also take `group_id` (the group's object id). They read the group
+//! (`GET /v1.0/groups/{group-id}?$select=id,displayName,groupTypes,isAssignableToRole`: an
+//! unknown group is a `404`, a dynamic group is refused, since its rule decides its members)
+//! and the user's direct memberships (`GET /v1.0/users/{id}/memberOf?$select=id`, following
+//! `@odata.nextLink` only under `base_url`, at most `MAX_PAGES` pages; not transitive, as a
+//! membership through a nested group is not one the `DELETE` can remove). Undo record:
+//! `user_id`, `group_id` and `was_member` (the first attempt's reading), so undoing a
+//! removal never adds someone who was not a member, and undoing an add never removes an
+//! earlier member; `was_member: null` (from the check) is refused rather than guessed.
+//! Graph's `404 Request_ResourceNotFound` to the `DELETE` and `400 One or more added object
+//! references already exist` to the `POST` mean the membership is already as asked: success,
+//! `changed: false`.
+//!
 //! Setting `accountEnabled` to a value is idempotent and revoking sessions twice revokes
-//! them once: the engine may retry all three. Graph answers `204` to the `PATCH` and
-//! `{"value": true}` to the revocation (anything else is a failure). After a restart, the
-//! engine asks for the account's `accountEnabled`; revocation offers no check.
+//! them once, and the membership reads make the group operations so: the engine may retry
+//! all five. Graph answers `204` to the `PATCH` and `{"value": true}` to the revocation
+//! (anything else is a failure). After a restart, the engine asks for the account's
+//! `accountEnabled` or the user's memberships; revocation offers no check.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +76,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{Api, Auth, ClientCredentials, Reply, Request};
-use crate::common::{FirstSeen, at, check_name, opt_param, parse, path_segment, unexpected};
+use crate::common::{
+    FirstSeen, MAX_PAGES, at, check_name, opt_param, param, parse, path_segment, path_under,
+    unexpected,
+};
 
 pub const KIND: &str = "entra";
 
@@ -67,6 +89,8 @@ const DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
 const DISABLE: &str = "disable_account";
 const ENABLE: &str = "enable_account";
 const REVOKE: &str = "revoke_sessions";
+const REMOVE_FROM_GROUP: &str = "remove_from_group";
+const ADD_TO_GROUP: &str = "add_to_group";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +181,8 @@ pub fn load(file: &str, text: &str, secrets: Arc<dyn SecretSource>) -> Result<En
             op(DISABLE, Some(ENABLE)),
             op(ENABLE, Some(DISABLE)),
             op(REVOKE, None),
+            op(REMOVE_FROM_GROUP, Some(ADD_TO_GROUP)),
+            op(ADD_TO_GROUP, Some(REMOVE_FROM_GROUP)),
         ],
         before: FirstSeen::default(),
     })
@@ -181,15 +207,19 @@ impl Entra {
         if reply.status < 400 {
             return Ok(reply);
         }
+        Err(self.refusal(&r, &reply))
+    }
+
+    fn refusal(&self, r: &Request, reply: &Reply) -> ConnectorError {
         let why = graph_error(&reply.body)
             .unwrap_or_else(|| reply.body.to_string().chars().take(300).collect());
-        Err(ConnectorError::Rejected {
+        ConnectorError::Rejected {
             status: Some(reply.status),
             message: format!(
                 "{}: Graph refused {} {} ({}): {why}",
                 self.name, r.method, r.path, reply.status
             ),
-        })
+        }
     }
 
     /// The undo record's or the parameters' `user_id`, else `user_principal_name`.
@@ -244,6 +274,8 @@ impl Entra {
             DISABLE => self.set_enabled(req, false).await,
             ENABLE => self.set_enabled(req, true).await,
             REVOKE => self.revoke(req).await,
+            REMOVE_FROM_GROUP => self.set_member(req, false).await,
+            ADD_TO_GROUP => self.set_member(req, true).await,
             other => Err(ConnectorError::UnknownOperation {
                 connector: self.name.clone(),
                 operation: other.into(),
@@ -330,6 +362,245 @@ impl Entra {
         })
     }
 
+    /// The user's object id: `user_id` as given, else looked up by `user_principal_name`
+    /// (a membership reference names the object id).
+    async fn object_id(&self, req: &CallRequest) -> Result<String, ConnectorError> {
+        if let Some(id) = opt_param(req, "user_id") {
+            return Ok(id.to_string());
+        }
+        let key = self.user_key(req)?;
+        let r = Request::new(Method::GET, format!("/v1.0/users/{}", path_segment(key)))
+            .query("$select", "id");
+        let reply = self
+            .send(&r, req.timeout)
+            .await
+            .map_err(|e| self.not_found(key, e))?;
+        match reply.body.get("id").and_then(|v| v.as_str()) {
+            Some(id) => Ok(id.to_string()),
+            None => Err(unexpected(&self.name, "the user has no `id`", &reply.body)),
+        }
+    }
+
+    /// The group's display name and whether Entra roles can be assigned to it, after making
+    /// sure the group exists and its members are assigned (a dynamic group's rule decides
+    /// them; Graph would refuse any change).
+    async fn group(&self, gid: &str, deadline: Duration) -> Result<(String, bool), ConnectorError> {
+        let r = Request::new(Method::GET, format!("/v1.0/groups/{}", path_segment(gid)))
+            .query("$select", "id,displayName,groupTypes,isAssignableToRole");
+        let reply = match self.send(&r, deadline).await {
+            Err(ConnectorError::Rejected {
+                status: Some(404),
+                message,
+            }) => {
+                return Err(ConnectorError::Rejected {
+                    status: Some(404),
+                    message: format!("{}: no Entra group `{gid}` — {message}", self.name),
+                });
+            }
+            other => other?,
+        };
+        let dynamic = reply
+            .body
+            .get("groupTypes")
+            .and_then(|t| t.as_array())
+            .is_some_and(|t| t.iter().any(|t| t == "DynamicMembership"));
+        if dynamic {
+            return Err(ConnectorError::Rejected {
+                status: None,
+                message: format!(
+                    "{}: Entra group `{gid}` has dynamic membership: its rule decides who is a \
+                     member, so riposte cannot add or remove one; change the rule or the user's \
+                     attributes instead",
+                    self.name
+                ),
+            });
+        }
+        let name = reply
+            .body
+            .get("displayName")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let role_assignable = reply.body.get("isAssignableToRole") == Some(&json!(true));
+        Ok((name, role_assignable))
+    }
+
+    /// Whether the user is a direct member of the group, from the user's direct memberships
+    /// (`memberOf` is not transitive: a membership through a nested group is not one riposte
+    /// can remove). Read page by page along `@odata.nextLink`, at most `MAX_PAGES` pages.
+    async fn is_member(
+        &self,
+        uid: &str,
+        gid: &str,
+        deadline: Duration,
+    ) -> Result<bool, ConnectorError> {
+        let mut r = Request::new(
+            Method::GET,
+            format!("/v1.0/users/{}/memberOf", path_segment(uid)),
+        )
+        .query("$select", "id");
+        for _ in 0..MAX_PAGES {
+            let reply = self
+                .send(&r, deadline)
+                .await
+                .map_err(|e| self.not_found(uid, e))?;
+            let Some(page) = reply.body.get("value").and_then(|v| v.as_array()) else {
+                return Err(unexpected(
+                    &self.name,
+                    "the user's memberships have no `value` list",
+                    &reply.body,
+                ));
+            };
+            if page
+                .iter()
+                .any(|o| o.get("id").and_then(|v| v.as_str()) == Some(gid))
+            {
+                return Ok(true);
+            }
+            let Some(next) = reply.body.get("@odata.nextLink").and_then(|v| v.as_str()) else {
+                return Ok(false);
+            };
+            let Some(path) = path_under(self.api.base_url(), next) else {
+                return Err(ConnectorError::Rejected {
+                    status: None,
+                    message: format!(
+                        "{}: Graph's next page of memberships is not under the configured \
+                         base_url ({}); not following it",
+                        self.name,
+                        self.api.base_url()
+                    ),
+                });
+            };
+            r = Request::new(Method::GET, path);
+        }
+        Err(ConnectorError::Rejected {
+            status: None,
+            message: format!(
+                "{}: Entra user {uid} has more than {MAX_PAGES} pages of memberships; riposte \
+                 stopped reading before finding whether they include group `{gid}`",
+                self.name
+            ),
+        })
+    }
+
+    /// `remove_from_group` (`target` false) and `add_to_group` (`target` true).
+    async fn set_member(
+        &self,
+        req: &CallRequest,
+        target: bool,
+    ) -> Result<CallOutcome, ConnectorError> {
+        let gid = param(req, "group_id")?;
+        // Called as the inverse: act only if the forward call changed the membership.
+        if let Some(was) = req.undo.get("was_member") {
+            let uid = opt_param(req, "user_id").ok_or_else(|| ConnectorError::Config {
+                message: "the undo record has no `user_id`".into(),
+            })?;
+            let Some(was) = was.as_bool() else {
+                return Err(ConnectorError::Rejected {
+                    status: None,
+                    message: format!(
+                        "{}: whether Entra user {uid} was a member of group `{gid}` before \
+                         riposte acted is unknown (riposte stopped between sending the change \
+                         and its answer); check the group in Entra and change it by hand if \
+                         needed",
+                        self.name
+                    ),
+                });
+            };
+            // The forward call made the membership `!target`; it changed something only
+            // if the membership was then `target`.
+            if was != target {
+                return Ok(membership(uid, gid, None, was, Some(was), false, None));
+            }
+        }
+        let uid = self.object_id(req).await?;
+        let (name, role_assignable) = self.group(gid, req.timeout).await?;
+        let current = self.is_member(&uid, gid, req.timeout).await?;
+        let was = self
+            .before
+            .keep(&req.idempotency_key, json!(current))
+            .as_bool()
+            .unwrap_or(current);
+        if current == target {
+            return Ok(membership(
+                &uid,
+                gid,
+                Some(&name),
+                current,
+                Some(was),
+                false,
+                None,
+            ));
+        }
+        let r = if target {
+            // The reference names the object in the same cloud as the API riposte calls.
+            let reference = format!("{}/v1.0/directoryObjects/{uid}", self.api.base_url());
+            Request::new(
+                Method::POST,
+                format!("/v1.0/groups/{}/members/$ref", path_segment(gid)),
+            )
+            .json(json!({ "@odata.id": reference }))
+        } else {
+            Request::new(
+                Method::DELETE,
+                format!(
+                    "/v1.0/groups/{}/members/{}/$ref",
+                    path_segment(gid),
+                    path_segment(&uid)
+                ),
+            )
+        };
+        let r = r.also_ok(400).also_ok(403).also_ok(404);
+        let reply = self.api.send(&r, req.timeout).await?;
+        let message = graph_error(&reply.body).unwrap_or_default();
+        // Someone else (or this call's own lost first attempt) got there first: the
+        // membership is as asked, which is what the call is for.
+        let already = match reply.status {
+            400 => target && message.contains("added object references already exist"),
+            404 => !target && message.starts_with("Request_ResourceNotFound"),
+            _ => false,
+        };
+        if reply.status >= 400 && !already {
+            return Err(match self.refusal(&r, &reply) {
+                ConnectorError::Rejected {
+                    status: Some(403),
+                    message,
+                } if role_assignable => ConnectorError::Rejected {
+                    status: Some(403),
+                    message: format!(
+                        "{message} (group `{gid}` is role-assignable: changing its members also \
+                         needs RoleManagement.ReadWrite.Directory)"
+                    ),
+                },
+                other => other,
+            });
+        }
+        Ok(membership(
+            &uid,
+            gid,
+            Some(&name),
+            target,
+            Some(was),
+            !already,
+            Some(reply.status),
+        ))
+    }
+
+    /// Whether the membership already shows the call took effect; the membership before
+    /// the call is unknown by then, and the undo record says so.
+    async fn membership_took_effect(
+        &self,
+        req: &CallRequest,
+    ) -> Result<Option<CallOutcome>, ConnectorError> {
+        let gid = param(req, "group_id")?;
+        let uid = self.object_id(req).await?;
+        let (name, _) = self.group(gid, req.timeout).await?;
+        let member = self.is_member(&uid, gid, req.timeout).await?;
+        let target = req.operation == ADD_TO_GROUP;
+        Ok((member == target)
+            .then(|| membership(&uid, gid, Some(&name), member, None, true, Some(200))))
+    }
+
     /// Whether `accountEnabled` already shows the call took effect. The value before the
     /// call is unknown by then: the undo record says so.
     async fn took_effect(&self, req: &CallRequest) -> Result<Option<CallOutcome>, ConnectorError> {
@@ -358,6 +629,31 @@ fn outcome(
     }
 }
 
+fn membership(
+    user: &str,
+    group: &str,
+    group_name: Option<&str>,
+    member: bool,
+    was: Option<bool>,
+    changed: bool,
+    status: Option<u16>,
+) -> CallOutcome {
+    let mut fields = serde_json::Map::new();
+    fields.insert("user_id".into(), json!(user));
+    fields.insert("group_id".into(), json!(group));
+    if let Some(n) = group_name {
+        fields.insert("group_name".into(), json!(n));
+    }
+    fields.insert("member".into(), json!(member));
+    fields.insert("was_member".into(), json!(was));
+    fields.insert("changed".into(), json!(changed));
+    CallOutcome {
+        undo: json!({"user_id": user, "group_id": group, "was_member": was}),
+        fields,
+        status,
+    }
+}
+
 impl Connector for Entra {
     fn name(&self) -> &str {
         &self.name
@@ -378,6 +674,7 @@ impl Connector for Entra {
     fn check<'a>(&'a self, req: &'a CallRequest) -> Option<CheckFuture<'a>> {
         match req.operation.as_str() {
             DISABLE | ENABLE => Some(Box::pin(self.took_effect(req))),
+            REMOVE_FROM_GROUP | ADD_TO_GROUP => Some(Box::pin(self.membership_took_effect(req))),
             _ => None,
         }
     }

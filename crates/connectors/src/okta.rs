@@ -1,4 +1,6 @@
-//! Okta: suspending a user and lifting the suspension, and clearing a user's sessions.
+//! Okta: suspending a user and lifting the suspension, clearing a user's sessions, and
+//! taking a user out of a group and back in (privilege in Okta is group membership: admin
+//! roles are commonly assigned to groups).
 //!
 //! ```yaml
 //! name: okta
@@ -12,7 +14,12 @@
 //! created it; give that admin a custom role limited to the users riposte may act on, with
 //! **View users and their details**, **Suspend and unsuspend users** and **Clear user
 //! sessions** (`okta.users.read`, `okta.users.lifecycle.suspend`,
-//! `okta.users.lifecycle.unsuspend`, `okta.users.lifecycle.clearSessions`). It is sent as
+//! `okta.users.lifecycle.unsuspend`, `okta.users.lifecycle.clearSessions`), and for the
+//! group operations **View groups and their details** and **Manage group membership**
+//! (`okta.groups.read`, `okta.groups.members.manage`) over the groups riposte may change —
+//! or the standard Group Membership Administrator role. Taking someone out of a group that
+//! grants an admin role needs an admin at least as privileged (Okta answers `403
+//! E0000006` otherwise). It is sent as
 //! `Authorization: SSWS <token>`. Okta revokes tokens unused for 30 days: a `401` says so,
 //! naming the secret to renew (never its value).
 //!
@@ -21,6 +28,8 @@
 //! | `suspend_user` | approve | `unsuspend_user` | `POST /api/v1/users/{id}/lifecycle/suspend` |
 //! | `unsuspend_user` | approve | `suspend_user` | `POST /api/v1/users/{id}/lifecycle/unsuspend` |
 //! | `clear_sessions` | approve, irreversible | — | `DELETE /api/v1/users/{id}/sessions` |
+//! | `remove_from_group` | approve | `add_to_group` | `DELETE /api/v1/groups/{groupId}/users/{id}` |
+//! | `add_to_group` | approve | `remove_from_group` | `PUT /api/v1/groups/{groupId}/users/{id}` |
 //!
 //! Parameters: `user_id` (Okta's user id) or `login` (`alice@corp.example`; Okta's
 //! `GET /api/v1/users/{login}` finds the user by it). `clear_sessions` takes `oauth_tokens:
@@ -35,16 +44,26 @@
 //! the check could tell that the suspension took effect — makes the inverse refuse with a
 //! clear message rather than guess.
 //!
+//! The group operations also take `group_id`. They read the group (`GET
+//! /api/v1/groups/{groupId}`: an unknown group is a `404 E0000007`; a group whose `type` is
+//! not `OKTA_GROUP` is refused, as its members come from its directory) and the user's
+//! groups (`GET /api/v1/users/{id}/groups`, following `Link: <…>; rel="next"` only under
+//! `base_url`, at most `MAX_PAGES` pages). Okta answers `204` to both changes. Undo record:
+//! `user_id`, `group_id` and `was_member` (the first attempt's reading), so undoing a
+//! removal never adds someone who was not a member and undoing an add never removes an
+//! earlier member; `was_member: null` (from the check) is refused rather than guessed.
+//!
 //! Okta's lifecycle calls are not idempotent by themselves (suspending a suspended user is
 //! an `E0000001` error), but the read before each one makes them so, and clearing sessions
-//! twice clears them once: the engine may retry all three. Rate limits: `429` with
+//! twice clears them once, and group membership is read before it is changed: the engine
+//! may retry all five. Rate limits: `429` with
 //! `X-Rate-Limit-Reset` (epoch seconds) when Okta gives no `Retry-After`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Method;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderName};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, LINK};
 use riposte_respond::connector::{CallFuture, CheckFuture};
 use riposte_respond::duration::HumanDuration;
 use riposte_respond::{
@@ -55,13 +74,18 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::{Api, Auth, Reply, Request};
-use crate::common::{FirstSeen, at, check_name, opt_param, parse, path_segment, unexpected};
+use crate::common::{
+    FirstSeen, MAX_PAGES, at, check_name, opt_param, param, parse, path_segment, path_under,
+    unexpected,
+};
 
 pub const KIND: &str = "okta";
 
 const SUSPEND: &str = "suspend_user";
 const UNSUSPEND: &str = "unsuspend_user";
 const CLEAR: &str = "clear_sessions";
+const REMOVE_FROM_GROUP: &str = "remove_from_group";
+const ADD_TO_GROUP: &str = "add_to_group";
 const SUSPENDED: &str = "SUSPENDED";
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +147,8 @@ pub fn load(file: &str, text: &str, secrets: Arc<dyn SecretSource>) -> Result<Ok
             op(SUSPEND, Some(UNSUSPEND)),
             op(UNSUSPEND, Some(SUSPEND)),
             op(CLEAR, None),
+            op(REMOVE_FROM_GROUP, Some(ADD_TO_GROUP)),
+            op(ADD_TO_GROUP, Some(REMOVE_FROM_GROUP)),
         ],
         before: FirstSeen::default(),
     })
@@ -233,6 +259,8 @@ impl Okta {
         match req.operation.as_str() {
             SUSPEND | UNSUSPEND => self.lifecycle(req).await,
             CLEAR => self.clear_sessions(req).await,
+            REMOVE_FROM_GROUP => self.set_member(req, false).await,
+            ADD_TO_GROUP => self.set_member(req, true).await,
             other => Err(ConnectorError::UnknownOperation {
                 connector: self.name.clone(),
                 operation: other.into(),
@@ -327,6 +355,201 @@ impl Okta {
         })
     }
 
+    /// Okta's user id: `user_id` as given, else read by `login`.
+    async fn user_id(&self, req: &CallRequest) -> Result<String, ConnectorError> {
+        match opt_param(req, "user_id") {
+            Some(id) => Ok(id.to_string()),
+            None => Ok(self.user(req).await?.id),
+        }
+    }
+
+    /// The group's name, after making sure it exists and its members are Okta's to change:
+    /// Okta changes memberships only of `OKTA_GROUP`s; an `APP_GROUP`'s come from its
+    /// directory (Active Directory, say) and `BUILT_IN` Everyone's from Okta itself.
+    async fn group(&self, gid: &str, deadline: Duration) -> Result<String, ConnectorError> {
+        let r = Request::new(Method::GET, format!("/api/v1/groups/{}", path_segment(gid)));
+        let reply = match self.send(&r, deadline).await {
+            Err(ConnectorError::Rejected {
+                status: Some(404),
+                message,
+            }) => {
+                return Err(ConnectorError::Rejected {
+                    status: Some(404),
+                    message: format!("{}: no Okta group `{gid}` — {message}", self.name),
+                });
+            }
+            other => other?,
+        };
+        let kind = reply.body.get("type").and_then(|v| v.as_str());
+        if kind != Some("OKTA_GROUP") {
+            return Err(ConnectorError::Rejected {
+                status: None,
+                message: format!(
+                    "{}: Okta group `{gid}` is of type {}: Okta changes the members only of \
+                     OKTA_GROUP groups (an APP_GROUP's come from its directory, such as Active \
+                     Directory; change the membership there)",
+                    self.name,
+                    kind.unwrap_or("(none)")
+                ),
+            });
+        }
+        Ok(reply
+            .body
+            .pointer("/profile/name")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Whether the user is a member of the group, from the user's groups
+    /// (`GET /api/v1/users/{id}/groups`), following the `Link: <…>; rel="next"` pages only
+    /// under `base_url`, at most `MAX_PAGES` of them.
+    async fn is_member(
+        &self,
+        uid: &str,
+        gid: &str,
+        deadline: Duration,
+    ) -> Result<bool, ConnectorError> {
+        let mut r = Request::new(
+            Method::GET,
+            format!("/api/v1/users/{}/groups", path_segment(uid)),
+        );
+        for _ in 0..MAX_PAGES {
+            let reply = match self.send(&r, deadline).await {
+                Err(ConnectorError::Rejected {
+                    status: Some(404),
+                    message,
+                }) => {
+                    return Err(ConnectorError::Rejected {
+                        status: Some(404),
+                        message: format!("{}: no Okta user `{uid}` — {message}", self.name),
+                    });
+                }
+                other => other?,
+            };
+            let Some(page) = reply.body.as_array() else {
+                return Err(unexpected(
+                    &self.name,
+                    "the user's groups are not a list",
+                    &reply.body,
+                ));
+            };
+            if page
+                .iter()
+                .any(|g| g.get("id").and_then(|v| v.as_str()) == Some(gid))
+            {
+                return Ok(true);
+            }
+            let Some(next) = next_link(&reply.headers) else {
+                return Ok(false);
+            };
+            let Some(path) = path_under(self.api.base_url(), &next) else {
+                return Err(ConnectorError::Rejected {
+                    status: None,
+                    message: format!(
+                        "{}: Okta's next page of groups is not under the configured base_url \
+                         ({}); not following it",
+                        self.name,
+                        self.api.base_url()
+                    ),
+                });
+            };
+            r = Request::new(Method::GET, path);
+        }
+        Err(ConnectorError::Rejected {
+            status: None,
+            message: format!(
+                "{}: Okta user {uid} has more than {MAX_PAGES} pages of groups; riposte stopped \
+                 reading before finding whether they include group `{gid}`",
+                self.name
+            ),
+        })
+    }
+
+    /// `remove_from_group` (`target` false) and `add_to_group` (`target` true).
+    async fn set_member(
+        &self,
+        req: &CallRequest,
+        target: bool,
+    ) -> Result<CallOutcome, ConnectorError> {
+        let gid = param(req, "group_id")?;
+        // Called as the inverse: act only if the forward call changed the membership.
+        if let Some(was) = req.undo.get("was_member") {
+            let uid = opt_param(req, "user_id").ok_or_else(|| ConnectorError::Config {
+                message: "the undo record has no `user_id`".into(),
+            })?;
+            let Some(was) = was.as_bool() else {
+                return Err(ConnectorError::Rejected {
+                    status: None,
+                    message: format!(
+                        "{}: whether Okta user {uid} was a member of group `{gid}` before \
+                         riposte acted is unknown (riposte stopped between sending the call and \
+                         its answer); check the group in Okta and change it by hand if needed",
+                        self.name
+                    ),
+                });
+            };
+            // The forward call made the membership `!target`; it changed something only
+            // if the membership was then `target`.
+            if was != target {
+                return Ok(membership(uid, gid, None, was, Some(was), false, None));
+            }
+        }
+        let uid = self.user_id(req).await?;
+        let name = self.group(gid, req.timeout).await?;
+        let current = self.is_member(&uid, gid, req.timeout).await?;
+        let was = self
+            .before
+            .keep(&req.idempotency_key, json!(current))
+            .as_bool()
+            .unwrap_or(current);
+        if current == target {
+            return Ok(membership(
+                &uid,
+                gid,
+                Some(&name),
+                current,
+                Some(was),
+                false,
+                None,
+            ));
+        }
+        let method = if target { Method::PUT } else { Method::DELETE };
+        let r = Request::new(
+            method,
+            format!(
+                "/api/v1/groups/{}/users/{}",
+                path_segment(gid),
+                path_segment(&uid)
+            ),
+        );
+        let reply = self.send(&r, req.timeout).await?;
+        Ok(membership(
+            &uid,
+            gid,
+            Some(&name),
+            target,
+            Some(was),
+            true,
+            Some(reply.status),
+        ))
+    }
+
+    /// Whether the membership already shows the call took effect; the membership before
+    /// the call is unknown by then, and the undo record says so.
+    async fn membership_took_effect(
+        &self,
+        req: &CallRequest,
+    ) -> Result<Option<CallOutcome>, ConnectorError> {
+        let gid = param(req, "group_id")?;
+        let uid = self.user_id(req).await?;
+        let name = self.group(gid, req.timeout).await?;
+        let member = self.is_member(&uid, gid, req.timeout).await?;
+        let target = req.operation == ADD_TO_GROUP;
+        Ok((member == target)
+            .then(|| membership(&uid, gid, Some(&name), member, None, true, Some(200))))
+    }
+
     /// Whether the user's `status` already shows the call took effect. The state before
     /// the call is unknown by then: the undo record says so.
     async fn took_effect(&self, req: &CallRequest) -> Result<Option<CallOutcome>, ConnectorError> {
@@ -360,6 +583,49 @@ fn outcome(
     }
 }
 
+/// The `rel="next"` target of Okta's `Link` headers (one header per link, or several links
+/// in one header separated by commas).
+fn next_link(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|link| {
+            let (target, params) = link.split_once(';')?;
+            let next = params
+                .split(';')
+                .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+            let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+            next.then(|| target.to_string())
+        })
+}
+
+fn membership(
+    user: &str,
+    group: &str,
+    group_name: Option<&str>,
+    member: bool,
+    was: Option<bool>,
+    changed: bool,
+    http: Option<u16>,
+) -> CallOutcome {
+    let mut fields = serde_json::Map::new();
+    fields.insert("user_id".into(), json!(user));
+    fields.insert("group_id".into(), json!(group));
+    if let Some(n) = group_name {
+        fields.insert("group_name".into(), json!(n));
+    }
+    fields.insert("member".into(), json!(member));
+    fields.insert("was_member".into(), json!(was));
+    fields.insert("changed".into(), json!(changed));
+    CallOutcome {
+        undo: json!({"user_id": user, "group_id": group, "was_member": was}),
+        fields,
+        status: http,
+    }
+}
+
 impl Connector for Okta {
     fn name(&self) -> &str {
         &self.name
@@ -380,7 +646,47 @@ impl Connector for Okta {
     fn check<'a>(&'a self, req: &'a CallRequest) -> Option<CheckFuture<'a>> {
         match req.operation.as_str() {
             SUSPEND | UNSUSPEND => Some(Box::pin(self.took_effect(req))),
+            REMOVE_FROM_GROUP | ADD_TO_GROUP => Some(Box::pin(self.membership_took_effect(req))),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn the_next_link_is_found_in_either_of_okta_s_link_layouts() {
+        let mut h = HeaderMap::new();
+        h.append(
+            LINK,
+            HeaderValue::from_static("<https://corp.okta.com/api/v1/users/u/groups>; rel=\"self\""),
+        );
+        h.append(
+            LINK,
+            HeaderValue::from_static(
+                "<https://corp.okta.com/api/v1/users/u/groups?after=00g2>; rel=\"next\"",
+            ),
+        );
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("https://corp.okta.com/api/v1/users/u/groups?after=00g2")
+        );
+        let mut one = HeaderMap::new();
+        one.insert(
+            LINK,
+            HeaderValue::from_static(
+                "<https://a/x>; rel=\"self\", <https://a/y?after=2>; rel=\"next\"",
+            ),
+        );
+        assert_eq!(next_link(&one).as_deref(), Some("https://a/y?after=2"));
+        let mut last = HeaderMap::new();
+        last.insert(
+            LINK,
+            HeaderValue::from_static("<https://a/x>; rel=\"self\""),
+        );
+        assert_eq!(next_link(&last), None);
     }
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,20 +54,217 @@ fn graph_error(status: u16, code: &str, message: &str) -> Answer {
     )
 }
 
+const ADMINS: &str = "5e8a1f3c-0b2d-4c6e-8f9a-1b2c3d4e5f60";
+const HELPDESK: &str = "9d0c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a";
+const ROLE_GROUP: &str = "3a4b5c6d-7e8f-4a0b-9c1d-2e3f4a5b6c7d";
+const DYNAMIC: &str = "7f6e5d4c-3b2a-4190-8f7e-6d5c4b3a2910";
+
+struct Group {
+    name: &'static str,
+    dynamic: bool,
+    role_assignable: bool,
+    members: BTreeSet<String>,
+}
+
 struct Tenant {
     enabled: bool,
     tokens: usize,
     expire_next: bool,
     revoke_answers: Value,
+    groups: BTreeMap<&'static str, Group>,
+    /// Other direct memberships of the user, listed before the groups above so that
+    /// finding one of those takes more than one page.
+    other_memberships: usize,
+    /// Points `@odata.nextLink` at another host.
+    foreign_next_link: bool,
+    /// When set, `memberOf` lists these groups rather than the live ones: someone else
+    /// changed the membership between riposte's read and its change.
+    stale_member_of: Option<Vec<&'static str>>,
 }
 
 fn tenant(enabled: bool) -> Arc<Mutex<Tenant>> {
+    let group = |name, dynamic, role_assignable, member: bool| Group {
+        name,
+        dynamic,
+        role_assignable,
+        members: if member {
+            [UID.to_string()].into()
+        } else {
+            BTreeSet::new()
+        },
+    };
     Arc::new(Mutex::new(Tenant {
         enabled,
         tokens: 0,
         expire_next: false,
         revoke_answers: json!(true),
+        groups: [
+            (ADMINS, group("Tier 0 Admins", false, false, true)),
+            (HELPDESK, group("Helpdesk", false, false, false)),
+            (ROLE_GROUP, group("Global Admins (PIM)", false, true, true)),
+            (DYNAMIC, group("All Finance", true, false, true)),
+        ]
+        .into_iter()
+        .collect(),
+        other_memberships: 5,
+        foreign_next_link: false,
+        stale_member_of: None,
     }))
+}
+
+const PAGE: usize = 2;
+
+/// Graph's answers for `/v1.0/groups/...`.
+fn groups_api(t: &mut Tenant, req: &Seen) -> Answer {
+    let rest = req.path.strip_prefix("/v1.0/groups/").unwrap_or("");
+    let parts: Vec<&str> = rest.split('/').collect();
+    let not_found = |what: &str| {
+        graph_error(
+            404,
+            "Request_ResourceNotFound",
+            &format!(
+                "Resource '{what}' does not exist or one of its queried reference-property objects are not present."
+            ),
+        )
+    };
+    match parts.first().copied() {
+        Some("busy-group") => {
+            return graph_error(429, "TooManyRequests", "Too many requests.")
+                .with_header("Retry-After", "7");
+        }
+        Some("down-group") => {
+            return graph_error(
+                503,
+                "serviceNotAvailable",
+                "The service is temporarily unavailable.",
+            );
+        }
+        _ => {}
+    }
+    let Some(gid) = parts.first() else {
+        return graph_error(400, "BadRequest", "Unsupported request");
+    };
+    let Some(g) = t.groups.get_mut(*gid) else {
+        return not_found(gid);
+    };
+    match (req.method.as_str(), &parts[1..]) {
+        ("GET", []) => {
+            assert_eq!(
+                req.query_pairs().get("$select").map(String::as_str),
+                Some("id,displayName,groupTypes,isAssignableToRole")
+            );
+            let types: Vec<&str> = if g.dynamic {
+                vec!["DynamicMembership"]
+            } else {
+                vec![]
+            };
+            Answer::json(
+                200,
+                json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#groups(id,displayName,groupTypes,isAssignableToRole)/$entity",
+                       "id": gid, "displayName": g.name, "groupTypes": types,
+                       "isAssignableToRole": g.role_assignable}),
+            )
+        }
+        ("DELETE", ["members", uid, "$ref"]) => {
+            assert!(req.body.is_empty(), "no body on the DELETE");
+            if g.role_assignable {
+                return graph_error(
+                    403,
+                    "Authorization_RequestDenied",
+                    "Insufficient privileges to complete the operation.",
+                );
+            }
+            if g.members.remove(*uid) {
+                Answer::empty(204)
+            } else {
+                not_found(uid)
+            }
+        }
+        ("POST", ["members", "$ref"]) => {
+            if req.header("content-type") != Some("application/json") {
+                return graph_error(
+                    415,
+                    "UnsupportedMediaType",
+                    "Content-Type must be application/json",
+                );
+            }
+            let body = req.json();
+            let host = req.header("host").expect("host");
+            let prefix = format!("http://{host}/v1.0/directoryObjects/");
+            let id = match (
+                body.as_object().map(|o| o.len()),
+                body["@odata.id"]
+                    .as_str()
+                    .and_then(|r| r.strip_prefix(&prefix)),
+            ) {
+                (Some(1), Some(id)) => id.to_string(),
+                _ => {
+                    return graph_error(
+                        400,
+                        "Request_BadRequest",
+                        "Invalid URL format specified in @odata.id",
+                    );
+                }
+            };
+            if id != UID {
+                return not_found(&id);
+            }
+            if !g.members.insert(id) {
+                return graph_error(
+                    400,
+                    "Request_BadRequest",
+                    "One or more added object references already exist for the following modified properties: 'members'.",
+                );
+            }
+            Answer::empty(204)
+        }
+        _ => graph_error(400, "BadRequest", "Unsupported request"),
+    }
+}
+
+/// The user's direct memberships, `PAGE` at a time, as `GET /users/{id}/memberOf` pages.
+fn member_of(t: &Tenant, req: &Seen) -> Answer {
+    let q = req.query_pairs();
+    assert_eq!(
+        q.get("$select").map(String::as_str),
+        Some("id"),
+        "{}",
+        req.query
+    );
+    let from: usize = q
+        .get("$skiptoken")
+        .map(|s| s.parse().expect("skiptoken"))
+        .unwrap_or(0);
+    let mut all: Vec<Value> = (0..t.other_memberships)
+        .map(|i| json!({"@odata.type": "#microsoft.graph.group", "id": format!("00000000-0000-4000-8000-{i:012}")}))
+        .collect();
+    all.push(json!({"@odata.type": "#microsoft.graph.directoryRole", "id": "role-1"}));
+    let listed: Vec<&str> = match &t.stale_member_of {
+        Some(s) => s.clone(),
+        None => t
+            .groups
+            .iter()
+            .filter(|(_, g)| g.members.contains(UID))
+            .map(|(gid, _)| *gid)
+            .collect(),
+    };
+    for gid in listed {
+        all.push(json!({"@odata.type": "#microsoft.graph.group", "id": gid}));
+    }
+    let page: Vec<Value> = all.iter().skip(from).take(PAGE).cloned().collect();
+    let mut body = json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#directoryObjects(id)", "value": page});
+    if from + PAGE < all.len() {
+        let host = if t.foreign_next_link {
+            "graph.evil.example".to_string()
+        } else {
+            req.header("host").expect("host").to_string()
+        };
+        body["@odata.nextLink"] = json!(format!(
+            "http://{host}/v1.0/users/{UID}/memberOf?$select=id&$skiptoken={}",
+            from + PAGE
+        ));
+    }
+    Answer::json(200, body)
 }
 
 /// Answers like Microsoft Graph and the identity platform.
@@ -98,6 +296,9 @@ fn vendor(t: Arc<Mutex<Tenant>>) -> impl Fn(&Seen, usize) -> Answer {
                 "InvalidAuthenticationToken",
                 "Access token has expired or is not yet valid.",
             );
+        }
+        if req.path.starts_with("/v1.0/groups/") {
+            return groups_api(&mut t, req);
         }
         let rest = req.path.strip_prefix("/v1.0/users/").unwrap_or("");
         let (key, tail) = rest.split_once('/').unwrap_or((rest, ""));
@@ -131,6 +332,16 @@ fn vendor(t: Arc<Mutex<Tenant>>) -> impl Fn(&Seen, usize) -> Answer {
             }
         }
         match (req.method.as_str(), tail) {
+            ("GET", "") if req.query_pairs().get("$select").map(String::as_str) == Some("id") => {
+                Answer::json(
+                    200,
+                    json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users(id)/$entity", "id": UID}),
+                )
+            }
+            ("GET", "memberOf") => {
+                assert_eq!(key, UID, "memberships are read by object id");
+                member_of(&t, req)
+            }
             ("GET", "") => {
                 assert_eq!(
                     req.query_pairs().get("$select").map(String::as_str),
@@ -473,6 +684,379 @@ async fn graph_refusals_are_clear_and_an_expired_token_is_refreshed_once() {
     assert!(matches!(e, ConnectorError::Transient { .. }), "{e:?}");
 }
 
+fn is_member(t: &Arc<Mutex<Tenant>>, gid: &str) -> bool {
+    t.lock().expect("t").groups[gid].members.contains(UID)
+}
+
+/// Every request after the token, as `METHOD path?query`.
+fn requests(s: &StandIn) -> Vec<String> {
+    s.seen()
+        .iter()
+        .filter(|r| !r.path.ends_with("/oauth2/v2.0/token"))
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect()
+}
+
+fn group_call(op: &str, params: Value, undo: Value, key: &str) -> CallRequest {
+    call(op, params, undo, key)
+}
+
+#[tokio::test]
+async fn remove_from_a_group_by_principal_name_then_add_back_with_the_undo_record() {
+    let t = tenant(true);
+    let s = StandIn::start(vendor(t.clone())).await;
+    let c = entra_at(&s.url, SECRET);
+    let spec = c.operation("remove_from_group").expect("remove_from_group");
+    assert_eq!(spec.inverse.as_deref(), Some("add_to_group"));
+    assert_eq!(spec.class, Class::Approve);
+    assert!(spec.idempotent && !spec.irreversible);
+    let inverse = c.operation("add_to_group").expect("add_to_group");
+    assert_eq!(inverse.inverse.as_deref(), Some("remove_from_group"));
+
+    let out = c
+        .call(&group_call(
+            "remove_from_group",
+            json!({"user_principal_name": UPN, "group_id": ADMINS}),
+            json!(null),
+            "k1",
+        ))
+        .await
+        .expect("removed");
+    assert_eq!(
+        out.undo,
+        json!({"user_id": UID, "group_id": ADMINS, "was_member": true})
+    );
+    assert_eq!(out.fields["group_name"], "Tier 0 Admins");
+    assert_eq!(out.fields["changed"], true);
+    assert_eq!(out.status, Some(204));
+    assert!(!is_member(&t, ADMINS));
+
+    let back = c
+        .call(&group_call("add_to_group", json!({}), out.undo, "k2"))
+        .await
+        .expect("added back");
+    assert_eq!(back.fields["changed"], true);
+    assert_eq!(back.status, Some(204));
+    assert!(is_member(&t, ADMINS));
+
+    let select = "%24select=id";
+    // Next pages are read from `@odata.nextLink` exactly as Graph wrote it.
+    let page = |n: usize| format!("GET /v1.0/users/{UID}/memberOf?$select=id&$skiptoken={n}");
+    let group_read = format!(
+        "GET /v1.0/groups/{ADMINS}?%24select=id%2CdisplayName%2CgroupTypes%2CisAssignableToRole"
+    );
+    assert_eq!(
+        requests(&s),
+        [
+            format!("GET /v1.0/users/{UPN}?{select}"),
+            group_read.clone(),
+            format!("GET /v1.0/users/{UID}/memberOf?{select}"),
+            page(2),
+            page(4),
+            page(6),
+            format!("DELETE /v1.0/groups/{ADMINS}/members/{UID}/$ref?"),
+            // The inverse names the user by the object id it stored.
+            group_read,
+            format!("GET /v1.0/users/{UID}/memberOf?{select}"),
+            page(2),
+            page(4),
+            page(6),
+            format!("POST /v1.0/groups/{ADMINS}/members/$ref?"),
+        ]
+    );
+    let seen = s.seen();
+    let delete = seen.iter().find(|r| r.method == "DELETE").expect("DELETE");
+    assert_eq!(
+        delete.header("authorization"),
+        Some("Bearer eyJ0eXAiOiJKV1Qi.graph1")
+    );
+    let post = seen
+        .iter()
+        .find(|r| r.method == "POST" && r.path.contains("/groups/"));
+    let post = post.expect("POST");
+    assert_eq!(post.header("content-type"), Some("application/json"));
+    assert_eq!(
+        post.json(),
+        json!({"@odata.id": format!("{}/v1.0/directoryObjects/{UID}", s.url)})
+    );
+}
+
+#[tokio::test]
+async fn a_user_who_was_not_a_member_stays_out_when_the_removal_is_undone() {
+    let t = tenant(true);
+    let s = StandIn::start(vendor(t.clone())).await;
+    let c = entra_at(&s.url, SECRET);
+    let out = c
+        .call(&group_call(
+            "remove_from_group",
+            json!({"user_id": UID, "group_id": HELPDESK}),
+            json!(null),
+            "k1",
+        ))
+        .await
+        .expect("nothing to remove");
+    assert_eq!(
+        out.undo,
+        json!({"user_id": UID, "group_id": HELPDESK, "was_member": false})
+    );
+    assert_eq!(out.fields["changed"], false);
+    let back = c
+        .call(&group_call("add_to_group", json!({}), out.undo, "k2"))
+        .await
+        .expect("nothing to restore");
+    assert_eq!(back.fields["changed"], false);
+    assert!(!is_member(&t, HELPDESK), "undo must not add a non-member");
+    assert!(
+        s.seen()
+            .iter()
+            .all(|r| r.method == "GET" || r.path.ends_with("/token")),
+        "{:?}",
+        requests(&s)
+    );
+
+    // The same for an add: a user who was already a member stays one when it is undone.
+    let out = c
+        .call(&group_call(
+            "add_to_group",
+            json!({"user_id": UID, "group_id": ADMINS}),
+            json!(null),
+            "k3",
+        ))
+        .await
+        .expect("already a member");
+    assert_eq!(out.undo["was_member"], true);
+    c.call(&group_call("remove_from_group", json!({}), out.undo, "k4"))
+        .await
+        .expect("nothing to undo");
+    assert!(
+        is_member(&t, ADMINS),
+        "undo must not remove an earlier member"
+    );
+}
+
+#[tokio::test]
+async fn graphs_already_a_member_and_not_a_member_answers_are_successes() {
+    let t = tenant(true);
+    let s = StandIn::start(vendor(t.clone())).await;
+    let c = entra_at(&s.url, SECRET);
+    // The read says Helpdesk; by the time of the DELETE someone else removed it.
+    t.lock().expect("t").stale_member_of = Some(vec![HELPDESK]);
+    let out = c
+        .call(&group_call(
+            "remove_from_group",
+            json!({"user_id": UID, "group_id": HELPDESK}),
+            json!(null),
+            "k1",
+        ))
+        .await
+        .expect("404 Request_ResourceNotFound is already removed");
+    assert_eq!(out.status, Some(404));
+    assert_eq!(out.fields["changed"], false);
+    assert_eq!(out.fields["member"], false);
+    // The read misses Tier 0 Admins; the POST finds the reference already there.
+    t.lock().expect("t").stale_member_of = Some(vec![]);
+    let out = c
+        .call(&group_call(
+            "add_to_group",
+            json!({"user_id": UID, "group_id": ADMINS}),
+            json!(null),
+            "k2",
+        ))
+        .await
+        .expect("400 already exist is already added");
+    assert_eq!(out.status, Some(400));
+    assert_eq!(out.fields["changed"], false);
+    assert!(is_member(&t, ADMINS));
+}
+
+#[tokio::test]
+async fn a_retried_removal_records_the_membership_from_before_its_first_attempt() {
+    let t = tenant(true);
+    let s = StandIn::start(vendor(t.clone())).await;
+    let c = entra_at(&s.url, SECRET);
+    let req = group_call(
+        "remove_from_group",
+        json!({"user_id": UID, "group_id": ADMINS}),
+        json!(null),
+        "same",
+    );
+    c.call(&req).await.expect("first attempt");
+    // Its answer was lost; the retry finds the user already out of the group.
+    let retry = c.call(&req).await.expect("retry");
+    assert_eq!(retry.undo["was_member"], true);
+    assert_eq!(retry.fields["changed"], false);
+    c.call(&group_call("add_to_group", json!({}), retry.undo, "undo"))
+        .await
+        .expect("undone");
+    assert!(
+        is_member(&t, ADMINS),
+        "the undo restores what the first attempt removed"
+    );
+}
+
+#[tokio::test]
+async fn the_membership_check_only_reads_and_its_undo_refuses_to_guess() {
+    let t = tenant(true);
+    let s = StandIn::start(vendor(t.clone())).await;
+    let c = entra_at(&s.url, SECRET);
+    let req = group_call(
+        "remove_from_group",
+        json!({"user_principal_name": UPN, "group_id": ADMINS}),
+        json!(null),
+        "k",
+    );
+    assert_eq!(c.check(&req).expect("check").await.expect("asked"), None);
+    t.lock()
+        .expect("t")
+        .groups
+        .get_mut(ADMINS)
+        .expect("g")
+        .members
+        .clear();
+    let done = c
+        .check(&req)
+        .expect("check")
+        .await
+        .expect("asked")
+        .expect("took effect");
+    assert_eq!(
+        done.undo,
+        json!({"user_id": UID, "group_id": ADMINS, "was_member": null})
+    );
+    assert!(
+        s.seen()
+            .iter()
+            .all(|r| r.method == "GET" || r.path.ends_with("/token"))
+    );
+    let e = c
+        .call(&group_call("add_to_group", json!({}), done.undo, "k2"))
+        .await
+        .expect_err("unknown before");
+    assert!(e.to_string().contains("is unknown"), "{e}");
+    assert!(!is_member(&t, ADMINS));
+}
+
+#[tokio::test]
+async fn group_refusals_are_clear_and_an_expired_token_is_refreshed_once() {
+    let t = tenant(true);
+    let s = StandIn::start(vendor(t.clone())).await;
+    let c = entra_at(&s.url, SECRET);
+    let remove = |gid: &str| {
+        group_call(
+            "remove_from_group",
+            json!({"user_id": UID, "group_id": gid}),
+            json!(null),
+            "k",
+        )
+    };
+    let e = c.call(&remove("nope-group")).await.expect_err("404");
+    assert!(
+        matches!(
+            e,
+            ConnectorError::Rejected {
+                status: Some(404),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("no Entra group `nope-group`"), "{e}");
+    assert!(e.to_string().contains("Request_ResourceNotFound"), "{e}");
+
+    let e = c.call(&remove(DYNAMIC)).await.expect_err("dynamic");
+    assert!(e.to_string().contains("dynamic membership"), "{e}");
+    assert!(is_member(&t, DYNAMIC));
+
+    let e = c.call(&remove(ROLE_GROUP)).await.expect_err("403");
+    assert!(
+        e.to_string().contains("Authorization_RequestDenied")
+            && e.to_string().contains("RoleManagement.ReadWrite.Directory"),
+        "{e}"
+    );
+    assert!(!e.retryable());
+
+    let e = c
+        .call(&group_call(
+            "remove_from_group",
+            json!({"user_principal_name": "nobody@corp.example", "group_id": ADMINS}),
+            json!(null),
+            "k",
+        ))
+        .await
+        .expect_err("unknown user");
+    assert!(
+        e.to_string()
+            .contains("no Entra user `nobody@corp.example`"),
+        "{e}"
+    );
+    let e = c
+        .call(&group_call(
+            "remove_from_group",
+            json!({"user_id": UID}),
+            json!(null),
+            "k",
+        ))
+        .await
+        .expect_err("no group");
+    assert!(
+        matches!(e, ConnectorError::Config { .. }) && e.to_string().contains("group_id"),
+        "{e:?}"
+    );
+
+    let e = c.call(&remove("busy-group")).await.expect_err("429");
+    assert_eq!(
+        e,
+        ConnectorError::RateLimited {
+            retry_after_secs: Some(7)
+        }
+    );
+    let e = c.call(&remove("down-group")).await.expect_err("503");
+    assert!(matches!(e, ConnectorError::Transient { .. }), "{e:?}");
+
+    t.lock().expect("t").expire_next = true;
+    let tokens = t.lock().expect("t").tokens;
+    c.call(&remove(ADMINS))
+        .await
+        .expect("refreshed once, then removed");
+    assert_eq!(t.lock().expect("t").tokens, tokens + 1);
+    assert!(!is_member(&t, ADMINS));
+}
+
+#[tokio::test]
+async fn membership_pages_are_followed_only_under_the_base_url_and_only_so_far() {
+    let t = tenant(true);
+    let s = StandIn::start(vendor(t.clone())).await;
+    let c = entra_at(&s.url, SECRET);
+    let req = group_call(
+        "remove_from_group",
+        json!({"user_id": UID, "group_id": ADMINS}),
+        json!(null),
+        "k",
+    );
+    t.lock().expect("t").foreign_next_link = true;
+    let e = c.call(&req).await.expect_err("foreign next link");
+    assert!(
+        e.to_string().contains("not under the configured base_url"),
+        "{e}"
+    );
+    assert!(is_member(&t, ADMINS));
+
+    {
+        let mut t = t.lock().expect("t");
+        t.foreign_next_link = false;
+        t.other_memberships = 500;
+    }
+    let e = c.call(&req).await.expect_err("too many pages");
+    assert!(e.to_string().contains("more than 50 pages"), "{e}");
+    let reads = s
+        .seen()
+        .iter()
+        .filter(|r| r.path.ends_with("/memberOf"))
+        .count();
+    assert_eq!(reads, 1 + 50, "one page before, then 50");
+    assert!(is_member(&t, ADMINS));
+}
+
 #[tokio::test]
 async fn the_client_secret_never_appears_in_an_error() {
     let t = tenant(true);
@@ -542,4 +1126,5 @@ fn the_example_definition_loads() {
     )
     .expect(path);
     assert!(c.operation("disable_account").is_some() && c.operation("revoke_sessions").is_some());
+    assert!(c.operation("remove_from_group").is_some() && c.operation("add_to_group").is_some());
 }
