@@ -124,6 +124,59 @@ pub fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The OAuth2 client credentials of a Microsoft Entra app registration (Defender for
+/// Endpoint, Microsoft Graph): the tenant id checked, the authority (default
+/// `https://login.microsoftonline.com`) checked, the token URL built as Microsoft documents
+/// it (`{authority}/{tenant}/oauth2/v2.0/token`) with the API's `.default` scope.
+#[allow(clippy::too_many_arguments)]
+pub fn microsoft_app(
+    file: &str,
+    text: &str,
+    tenant_id: &str,
+    client_id: String,
+    client_secret: String,
+    authority: Option<&str>,
+    scope: String,
+) -> Result<crate::api::Auth, LoadError> {
+    let tenant_ok = !tenant_id.is_empty()
+        && tenant_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !tenant_ok {
+        return Err(at(
+            file,
+            text,
+            "tenant_id:",
+            format!(
+                "`tenant_id` `{tenant_id}` is not a tenant id (a GUID or a domain such as contoso.onmicrosoft.com)"
+            ),
+        ));
+    }
+    if client_id.trim().is_empty() {
+        return Err(at(file, text, "client_id:", "`client_id` is empty"));
+    }
+    let authority = authority.unwrap_or("https://login.microsoftonline.com");
+    if !(authority.starts_with("https://") || authority.starts_with("http://")) {
+        return Err(at(
+            file,
+            text,
+            "authority:",
+            format!("`authority` `{authority}` must start with https://"),
+        ));
+    }
+    Ok(crate::api::Auth::ClientCredentials(
+        crate::api::ClientCredentials {
+            token_url: format!(
+                "{}/{tenant_id}/oauth2/v2.0/token",
+                authority.trim_end_matches('/')
+            ),
+            client_id,
+            secret: client_secret,
+            scope: Some(scope),
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

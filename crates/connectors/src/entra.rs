@@ -75,16 +75,15 @@ use riposte_respond::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{Api, Auth, ClientCredentials, Reply, Request};
+use crate::api::{Api, Reply, Request};
 use crate::common::{
-    FirstSeen, MAX_PAGES, at, check_name, opt_param, param, parse, path_segment, path_under,
-    unexpected,
+    FirstSeen, MAX_PAGES, at, check_name, microsoft_app, opt_param, param, parse, path_segment,
+    path_under, unexpected,
 };
 
 pub const KIND: &str = "entra";
 
 const DEFAULT_BASE_URL: &str = "https://graph.microsoft.com";
-const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 const DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
 const DISABLE: &str = "disable_account";
 const ENABLE: &str = "enable_account";
@@ -125,44 +124,15 @@ pub struct Entra {
 pub fn load(file: &str, text: &str, secrets: Arc<dyn SecretSource>) -> Result<Entra, LoadError> {
     let raw: Raw = parse(file, text)?;
     check_name(file, text, &raw.name)?;
-    let tenant_ok = !raw.tenant_id.is_empty()
-        && raw
-            .tenant_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    if !tenant_ok {
-        return Err(at(
-            file,
-            text,
-            "tenant_id:",
-            format!(
-                "`tenant_id` `{}` is not a tenant id (a GUID or a domain such as contoso.onmicrosoft.com)",
-                raw.tenant_id
-            ),
-        ));
-    }
-    if raw.client_id.trim().is_empty() {
-        return Err(at(file, text, "client_id:", "`client_id` is empty"));
-    }
-    let authority = raw.authority.as_deref().unwrap_or(DEFAULT_AUTHORITY);
-    if !(authority.starts_with("https://") || authority.starts_with("http://")) {
-        return Err(at(
-            file,
-            text,
-            "authority:",
-            format!("`authority` `{authority}` must start with https://"),
-        ));
-    }
-    let auth = Auth::ClientCredentials(ClientCredentials {
-        token_url: format!(
-            "{}/{}/oauth2/v2.0/token",
-            authority.trim_end_matches('/'),
-            raw.tenant_id
-        ),
-        client_id: raw.client_id,
-        secret: raw.client_secret,
-        scope: Some(raw.scope.unwrap_or_else(|| DEFAULT_SCOPE.into())),
-    });
+    let auth = microsoft_app(
+        file,
+        text,
+        &raw.tenant_id,
+        raw.client_id,
+        raw.client_secret,
+        raw.authority.as_deref(),
+        raw.scope.unwrap_or_else(|| DEFAULT_SCOPE.into()),
+    )?;
     let timeout = raw.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30));
     let base = raw.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
     let api = Api::new(&raw.name, base, timeout, auth, secrets)
