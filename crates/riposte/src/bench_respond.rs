@@ -6,8 +6,9 @@
 //! task, as the server does; a playbook whose `if` holds starts, renders its parameters,
 //! passes the policy gate, records the run and the action with their audit records in
 //! SQLite (one transaction each, as the server writes them: each survives a crash of the
-//! process when it returns, and one WAL sync shared by the calls leaving together makes the
-//! `sending` records survive power loss before any call leaves), then calls the connector.
+//! process when it returns; the step is `auto`, so its call leaves without waiting for a WAL
+//! sync, which the engine's tick does every second — an `approve` or `review` call would wait
+//! for one), then calls the connector.
 //! The connector only notes when it was called, so connector latency is excluded.
 
 use std::path::PathBuf;
