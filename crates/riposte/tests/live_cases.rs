@@ -214,3 +214,54 @@ fn decoys_reload_without_a_restart_and_a_bad_registry_keeps_the_old_one() {
     post(3);
     assert_eq!(deception_alerts(&srv), 2);
 }
+
+/// A Falcon alert sent to the wrong decoder is kept as a dead letter; re-ingested with the
+/// right one, it is stored and forms its case like any ingested alert.
+#[test]
+fn a_reingested_dead_letter_forms_its_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let srv = Server::start(
+        &dir.path().join("data"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let alert = falcon(1, "WS-777", "carol", common::story::T0, 4, "T1059");
+    let (code, v) = srv.post(
+        "/api/v1/ingest/suricata",
+        Some(&srv.token),
+        &ndjson(&[alert]),
+    );
+    assert_eq!(code, 422, "{v}");
+    let dl = v["rejected"][0]["dead_letter"].as_i64().unwrap();
+    assert!(srv.all_alerts().is_empty());
+
+    // The same decoder again: refused again, naming the record and field.
+    let (code, v) = srv.post(
+        &format!("/api/v1/deadletters/{dl}/reingest"),
+        Some(&srv.token),
+        b"",
+    );
+    assert_eq!(code, 422, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("field"), "{v}");
+
+    let (code, v) = srv.post(
+        &format!("/api/v1/deadletters/{dl}/reingest?decoder=crowdstrike"),
+        Some(&srv.token),
+        b"",
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["accepted"], 1, "{v}");
+    let record = v["record"].as_str().unwrap().to_string();
+    let list = wait_for(&srv, "/api/v1/cases", |v| {
+        v["items"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    assert_eq!(alert_ids(&list["items"][0]), vec![record], "{list:#}");
+
+    // Re-ingesting twice is refused.
+    let (code, _) = srv.post(
+        &format!("/api/v1/deadletters/{dl}/reingest?decoder=crowdstrike"),
+        Some(&srv.token),
+        b"",
+    );
+    assert_eq!(code, 409);
+}

@@ -13,7 +13,7 @@ use axum::{Json, Router, middleware};
 use riposte_decode::framing::{self, FramingError};
 use riposte_domain::{Origin, Timestamp};
 use riposte_ingest::{Decoding, Input, new_batch_id};
-use riposte_store::{IngestBatch, ListQuery, Page, Store, StoredRecord};
+use riposte_store::{IngestBatch, ListQuery, Page, Store};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -432,20 +432,25 @@ async fn reingest<S: Store>(
         peer: String::new(),
         index: dl.index,
     });
-    let decoded = state
-        .pipeline
-        .decode_one(&*decoder, Input::Text(&dl.raw), &origin)
-        .map_err(|(e, _)| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("record {}: {e}", dl.index),
-            )
-        })?;
+    // Decoded as a one-record chunk, the same as an ingest request: the alerts it yields go
+    // on to cases and playbooks, and its events to Sigma correlation.
+    let decoded = state.pipeline.decode_chunk(
+        &*decoder,
+        [Input::Text(&dl.raw)],
+        |_| origin.clone(),
+        |_| dl.index,
+    );
+    if let Some(e) = decoded.rejects.first() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("record {}: field {}: {}", dl.index, e.field, e.reason),
+        ));
+    }
     let first_id = decoded
+        .records
         .first()
-        .map(|d| d.id().to_string())
+        .map(|r| r.id.clone())
         .unwrap_or_default();
-    let records: Vec<StoredRecord> = decoded.iter().map(StoredRecord::from_decoded).collect();
     let outcome = state
         .store
         .ingest(IngestBatch {
@@ -454,12 +459,16 @@ async fn reingest<S: Store>(
             decoder: decoder.name().to_string(),
             source: json!({ "via": "deadletter", "dead_letter": id }),
             received: 1,
-            records,
+            records: decoded.records,
             rejects: Vec::new(),
             received_at: Timestamp::now(),
         })
         .await
         .map_err(internal)?;
+    state
+        .place_alerts(decoded.alerts, &outcome.new_alerts)
+        .await;
+    state.correlate_events(decoded.correlation_events).await;
     state
         .store
         .mark_reingested(id, &first_id, &principal.name)
