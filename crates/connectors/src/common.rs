@@ -2,8 +2,9 @@
 //! (errors positioned at the offending key), the connector name rule, and reading call
 //! parameters and undo records with errors a playbook author can act on.
 
-use riposte_respond::{CallRequest, ConnectorError, LoadError};
+use riposte_respond::{CallOutcome, CallRequest, ConnectorError, LoadError};
 use serde::de::DeserializeOwned;
+use serde_json::json;
 
 /// Parses a definition into the module's own `deny_unknown_fields` struct.
 pub fn parse<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, LoadError> {
@@ -175,6 +176,65 @@ pub fn microsoft_app(
             scope: Some(scope),
         },
     ))
+}
+
+/// The result of a group-membership change (Okta, Entra): what the group holds now, what it
+/// held before (`was`, unknown after a restart between send and answer), and the undo record.
+pub(crate) fn membership(
+    user: &str,
+    group: &str,
+    group_name: Option<&str>,
+    member: bool,
+    was: Option<bool>,
+    changed: bool,
+    status: Option<u16>,
+) -> CallOutcome {
+    let mut fields = serde_json::Map::new();
+    fields.insert("user_id".into(), json!(user));
+    fields.insert("group_id".into(), json!(group));
+    if let Some(n) = group_name {
+        fields.insert("group_name".into(), json!(n));
+    }
+    fields.insert("member".into(), json!(member));
+    fields.insert("was_member".into(), json!(was));
+    fields.insert("changed".into(), json!(changed));
+    CallOutcome {
+        undo: json!({"user_id": user, "group_id": group, "was_member": was}),
+        fields,
+        status,
+    }
+}
+
+/// A membership change called as the inverse of an earlier one: `Some` when the forward call
+/// changed nothing (the membership was already what the forward call made it, `!target`), so
+/// the inverse must not act either;
+/// an error when the undo record cannot tell (riposte stopped between the call and its answer).
+pub(crate) fn membership_inverse_is_noop(
+    req: &CallRequest,
+    group: &str,
+    target: bool,
+    product: &str,
+    connector: &str,
+) -> Result<Option<CallOutcome>, ConnectorError> {
+    let Some(was) = req.undo.get("was_member") else {
+        return Ok(None);
+    };
+    let user = opt_param(req, "user_id").ok_or_else(|| ConnectorError::Config {
+        message: "the undo record has no `user_id`".into(),
+    })?;
+    let Some(was) = was.as_bool() else {
+        return Err(ConnectorError::Rejected {
+            status: None,
+            message: format!(
+                "{connector}: whether {product} user {user} was a member of group `{group}` \
+                 before riposte acted is unknown (riposte stopped between sending the call and \
+                 its answer); check the group in {product} and change it by hand if needed"
+            ),
+        });
+    };
+    // The forward call made the membership `!target`; it changed something only if the
+    // membership was then `target`.
+    Ok((was != target).then(|| membership(user, group, None, was, Some(was), false, None)))
 }
 
 #[cfg(test)]

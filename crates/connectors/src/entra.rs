@@ -77,8 +77,8 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, Reply, Request};
 use crate::common::{
-    FirstSeen, MAX_PAGES, at, check_name, microsoft_app, opt_param, param, parse, path_segment,
-    path_under, unexpected,
+    FirstSeen, MAX_PAGES, at, check_name, membership, membership_inverse_is_noop, microsoft_app,
+    opt_param, param, parse, path_segment, path_under, unexpected,
 };
 
 pub const KIND: &str = "entra";
@@ -461,27 +461,8 @@ impl Entra {
     ) -> Result<CallOutcome, ConnectorError> {
         let gid = param(req, "group_id")?;
         // Called as the inverse: act only if the forward call changed the membership.
-        if let Some(was) = req.undo.get("was_member") {
-            let uid = opt_param(req, "user_id").ok_or_else(|| ConnectorError::Config {
-                message: "the undo record has no `user_id`".into(),
-            })?;
-            let Some(was) = was.as_bool() else {
-                return Err(ConnectorError::Rejected {
-                    status: None,
-                    message: format!(
-                        "{}: whether Entra user {uid} was a member of group `{gid}` before \
-                         riposte acted is unknown (riposte stopped between sending the change \
-                         and its answer); check the group in Entra and change it by hand if \
-                         needed",
-                        self.name
-                    ),
-                });
-            };
-            // The forward call made the membership `!target`; it changed something only
-            // if the membership was then `target`.
-            if was != target {
-                return Ok(membership(uid, gid, None, was, Some(was), false, None));
-            }
+        if let Some(noop) = membership_inverse_is_noop(req, gid, target, "Entra", &self.name)? {
+            return Ok(noop);
         }
         let uid = self.object_id(req).await?;
         let (name, role_assignable) = self.group(gid, req.timeout).await?;
@@ -594,31 +575,6 @@ fn outcome(
     fields.insert("changed".into(), json!(changed));
     CallOutcome {
         undo: json!({"user_id": user, "previous_account_enabled": previous}),
-        fields,
-        status,
-    }
-}
-
-fn membership(
-    user: &str,
-    group: &str,
-    group_name: Option<&str>,
-    member: bool,
-    was: Option<bool>,
-    changed: bool,
-    status: Option<u16>,
-) -> CallOutcome {
-    let mut fields = serde_json::Map::new();
-    fields.insert("user_id".into(), json!(user));
-    fields.insert("group_id".into(), json!(group));
-    if let Some(n) = group_name {
-        fields.insert("group_name".into(), json!(n));
-    }
-    fields.insert("member".into(), json!(member));
-    fields.insert("was_member".into(), json!(was));
-    fields.insert("changed".into(), json!(changed));
-    CallOutcome {
-        undo: json!({"user_id": user, "group_id": group, "was_member": was}),
         fields,
         status,
     }

@@ -75,8 +75,8 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, Auth, Reply, Request};
 use crate::common::{
-    FirstSeen, MAX_PAGES, at, check_name, opt_param, param, parse, path_segment, path_under,
-    unexpected,
+    FirstSeen, MAX_PAGES, at, check_name, membership, membership_inverse_is_noop, opt_param, param,
+    parse, path_segment, path_under, unexpected,
 };
 
 pub const KIND: &str = "okta";
@@ -474,26 +474,8 @@ impl Okta {
     ) -> Result<CallOutcome, ConnectorError> {
         let gid = param(req, "group_id")?;
         // Called as the inverse: act only if the forward call changed the membership.
-        if let Some(was) = req.undo.get("was_member") {
-            let uid = opt_param(req, "user_id").ok_or_else(|| ConnectorError::Config {
-                message: "the undo record has no `user_id`".into(),
-            })?;
-            let Some(was) = was.as_bool() else {
-                return Err(ConnectorError::Rejected {
-                    status: None,
-                    message: format!(
-                        "{}: whether Okta user {uid} was a member of group `{gid}` before \
-                         riposte acted is unknown (riposte stopped between sending the call and \
-                         its answer); check the group in Okta and change it by hand if needed",
-                        self.name
-                    ),
-                });
-            };
-            // The forward call made the membership `!target`; it changed something only
-            // if the membership was then `target`.
-            if was != target {
-                return Ok(membership(uid, gid, None, was, Some(was), false, None));
-            }
+        if let Some(noop) = membership_inverse_is_noop(req, gid, target, "Okta", &self.name)? {
+            return Ok(noop);
         }
         let uid = self.user_id(req).await?;
         let name = self.group(gid, req.timeout).await?;
@@ -599,31 +581,6 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
             let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
             next.then(|| target.to_string())
         })
-}
-
-fn membership(
-    user: &str,
-    group: &str,
-    group_name: Option<&str>,
-    member: bool,
-    was: Option<bool>,
-    changed: bool,
-    http: Option<u16>,
-) -> CallOutcome {
-    let mut fields = serde_json::Map::new();
-    fields.insert("user_id".into(), json!(user));
-    fields.insert("group_id".into(), json!(group));
-    if let Some(n) = group_name {
-        fields.insert("group_name".into(), json!(n));
-    }
-    fields.insert("member".into(), json!(member));
-    fields.insert("was_member".into(), json!(was));
-    fields.insert("changed".into(), json!(changed));
-    CallOutcome {
-        undo: json!({"user_id": user, "group_id": group, "was_member": was}),
-        fields,
-        status: http,
-    }
 }
 
 impl Connector for Okta {
