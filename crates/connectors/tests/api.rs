@@ -9,15 +9,11 @@ use std::time::Duration;
 use common::{Answer, StandIn};
 use reqwest::Method;
 use riposte_connectors::api::{Api, Auth, ClientCredentials, Request};
+use riposte_respond::ConnectorError;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{ConnectorError, Secret};
 
 fn secrets() -> Arc<StaticSecrets> {
-    Arc::new(StaticSecrets(
-        [("cs".to_string(), Secret::new("s3cr3t-value"))]
-            .into_iter()
-            .collect(),
-    ))
+    common::secrets(&[("cs", "s3cr3t-value")])
 }
 
 fn oauth(url: &str) -> Auth {

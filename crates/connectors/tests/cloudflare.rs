@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::cloudflare;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret};
+use riposte_respond::{CallRequest, Connector, ConnectorError};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "Sn3lZJTBX6kkg7OdcBUAxOO963GEIyGQqnFTOFYY";
@@ -20,11 +20,7 @@ const ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 const ACCOUNT: &str = "01a7362d577a6c3019a474fd6f485823";
 
 fn secrets() -> Arc<StaticSecrets> {
-    Arc::new(StaticSecrets(
-        [("cf_token".to_string(), Secret::new(TOKEN))]
-            .into_iter()
-            .collect(),
-    ))
+    common::secrets(&[("cf_token", TOKEN)])
 }
 
 fn definition(url: &str, scope: &str) -> String {
@@ -476,11 +472,7 @@ async fn vendor_errors_are_classified_and_never_carry_the_token() {
     let wrong = cloudflare::load(
         "cf.yaml",
         &definition(&s.url, &format!("zone_id: {ZONE}")),
-        Arc::new(StaticSecrets(
-            [("cf_token".to_string(), Secret::new("revoked-token"))]
-                .into_iter()
-                .collect(),
-        )),
+        common::secrets(&[("cf_token", "revoked-token")]),
     )
     .expect("loads");
     let e = wrong.call(&block("192.0.2.40")).await.expect_err("403");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::crowdstrike;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret};
+use riposte_respond::{CallRequest, Connector, ConnectorError};
 use serde_json::json;
 
 const AID: &str = "4c1f7e2a9b8d4e6f8a0b1c2d3e4f5a6b";
@@ -20,12 +20,14 @@ fn falcon(url: &str) -> Arc<dyn Connector> {
     let text = format!(
         "name: falcon\nkind: crowdstrike\nbase_url: {url}\nclient_id: client-1\nclient_secret: falcon_secret\ntimeout: 5s\n"
     );
-    let secrets = StaticSecrets(
-        [("falcon_secret".to_string(), Secret::new("falcon-s3cr3t"))]
-            .into_iter()
-            .collect(),
-    );
-    Arc::new(crowdstrike::load("falcon.yaml", &text, Arc::new(secrets)).expect("loads"))
+    Arc::new(
+        crowdstrike::load(
+            "falcon.yaml",
+            &text,
+            common::secrets(&[("falcon_secret", "falcon-s3cr3t")]),
+        )
+        .expect("loads"),
+    )
 }
 
 fn call(op: &str, params: serde_json::Value, undo: serde_json::Value) -> CallRequest {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::defender;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret};
+use riposte_respond::{CallRequest, Connector, ConnectorError};
 use serde_json::{Value, json};
 
 const TENANT: &str = "8f2c1a7e-3b4d-4e5f-9a6b-7c8d9e0f1a2b";
@@ -24,12 +24,14 @@ fn defender_at(url: &str, secret: &str, timeout: &str) -> Arc<dyn Connector> {
         "name: mde\nkind: defender\ntenant_id: {TENANT}\nclient_id: app-1\nclient_secret: mde_secret\n\
          base_url: {url}\nauthority: {url}\npoll_interval: 1s\ntimeout: {timeout}\n"
     );
-    let secrets = StaticSecrets(
-        [("mde_secret".to_string(), Secret::new(secret))]
-            .into_iter()
-            .collect(),
-    );
-    Arc::new(defender::load("mde.yaml", &text, Arc::new(secrets)).expect("loads"))
+    Arc::new(
+        defender::load(
+            "mde.yaml",
+            &text,
+            common::secrets(&[("mde_secret", secret)]),
+        )
+        .expect("loads"),
+    )
 }
 
 fn defender(url: &str) -> Arc<dyn Connector> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::entra;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Class, Connector, ConnectorError, Secret};
+use riposte_respond::{CallRequest, Class, Connector, ConnectorError};
 use serde_json::{Value, json};
 
 const TENANT: &str = "contoso.onmicrosoft.com";
@@ -25,12 +25,14 @@ fn entra_at(url: &str, secret: &str) -> Arc<dyn Connector> {
         "name: entra\nkind: entra\ntenant_id: {TENANT}\nclient_id: app-2\nclient_secret: entra_secret\n\
          base_url: {url}\nauthority: {url}/\ntimeout: 5s\n"
     );
-    let secrets = StaticSecrets(
-        [("entra_secret".to_string(), Secret::new(secret))]
-            .into_iter()
-            .collect(),
-    );
-    Arc::new(entra::load("entra.yaml", &text, Arc::new(secrets)).expect("loads"))
+    Arc::new(
+        entra::load(
+            "entra.yaml",
+            &text,
+            common::secrets(&[("entra_secret", secret)]),
+        )
+        .expect("loads"),
+    )
 }
 
 fn call(op: &str, params: Value, undo: Value, key: &str) -> CallRequest {

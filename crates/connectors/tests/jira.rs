@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::jira;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret, Templates};
+use riposte_respond::{CallRequest, Connector, ConnectorError, Templates};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "ATATT3xJiraT0ken";
@@ -18,11 +18,7 @@ const TOKEN: &str = "ATATT3xJiraT0ken";
 const BASIC: &str = "Basic c29jLWJvdEBjb3JwLmV4YW1wbGU6QVRBVFQzeEppcmFUMGtlbg==";
 
 fn secrets() -> Arc<StaticSecrets> {
-    Arc::new(StaticSecrets(
-        [("jira_token".to_string(), Secret::new(TOKEN))]
-            .into_iter()
-            .collect(),
-    ))
+    common::secrets(&[("jira_token", TOKEN)])
 }
 
 fn jira_at(url: &str) -> Arc<dyn Connector> {

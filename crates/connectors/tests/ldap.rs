@@ -8,6 +8,7 @@
 //! Needs `/usr/sbin/slapd` and `/usr/sbin/slapadd` (Debian's `slapd` package; `.ci/run`
 //! installs it). Without them the tests fail saying so: they never pass without a server.
 
+mod common;
 #[path = "common/tls.rs"]
 mod tls;
 
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use ldap3::{LdapConnAsync, Mod, Scope, SearchEntry};
 use riposte_connectors::ldap;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret, Templates};
+use riposte_respond::{CallRequest, Connector, ConnectorError, Templates};
 use serde_json::json;
 
 const SLAPD: &str = "/usr/sbin/slapd";
@@ -283,11 +284,7 @@ impl Drop for Slapd {
 }
 
 fn secrets(password: &str) -> Arc<StaticSecrets> {
-    Arc::new(StaticSecrets(
-        [("ad_bind".to_string(), Secret::new(password))]
-            .into_iter()
-            .collect(),
-    ))
+    common::secrets(&[("ad_bind", password)])
 }
 
 fn definition(url: &str, extra: &str) -> String {

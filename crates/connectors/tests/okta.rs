@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::okta;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Class, Connector, ConnectorError, Secret};
+use riposte_respond::{CallRequest, Class, Connector, ConnectorError};
 use serde_json::{Value, json};
 
 const UID: &str = "00ub0oNGTSWTBKOLGLNR";
@@ -22,12 +22,14 @@ const TOKEN: &str = "00QCjAl4MlV-WPXM-ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 fn okta_at(url: &str) -> Arc<dyn Connector> {
     let text =
         format!("name: okta\nkind: okta\nbase_url: {url}\napi_token: okta_token\ntimeout: 5s\n");
-    let secrets = StaticSecrets(
-        [("okta_token".to_string(), Secret::new(TOKEN))]
-            .into_iter()
-            .collect(),
-    );
-    Arc::new(okta::load("okta.yaml", &text, Arc::new(secrets)).expect("loads"))
+    Arc::new(
+        okta::load(
+            "okta.yaml",
+            &text,
+            common::secrets(&[("okta_token", TOKEN)]),
+        )
+        .expect("loads"),
+    )
 }
 
 fn call(op: &str, params: Value, undo: Value, key: &str) -> CallRequest {

@@ -13,18 +13,14 @@ use common::{Answer, Seen, StandIn};
 use riposte_connectors::opnsense;
 use riposte_respond::http::base64;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret};
+use riposte_respond::{CallRequest, Connector, ConnectorError};
 use serde_json::json;
 
 const KEY: &str = "w86XNZob8Oq8aC5r0kbNarNtdpoQU781";
 const SECRET: &str = "XeD26XVrJ5ilAc/EmglCRC+0j2e57tRsjHwFepOseySWLM53pJASeTA3";
 
 fn secrets() -> Arc<StaticSecrets> {
-    Arc::new(StaticSecrets(
-        [("opn_secret".to_string(), Secret::new(SECRET))]
-            .into_iter()
-            .collect(),
-    ))
+    common::secrets(&[("opn_secret", SECRET)])
 }
 
 fn definition(url: &str) -> String {
@@ -270,11 +266,7 @@ async fn vendor_errors_are_classified_and_never_carry_the_secret() {
     let wrong = opnsense::load(
         "opn.yaml",
         &definition(&s.url),
-        Arc::new(StaticSecrets(
-            [("opn_secret".to_string(), Secret::new("not-the-secret"))]
-                .into_iter()
-                .collect(),
-        )),
+        common::secrets(&[("opn_secret", "not-the-secret")]),
     )
     .expect("loads");
     let e = wrong

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::pagerduty;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret, Templates};
+use riposte_respond::{CallRequest, Connector, ConnectorError, Templates};
 use serde_json::{Value, json};
 
 /// 32 characters, as PagerDuty's integration keys are.
@@ -21,12 +21,7 @@ fn pd(url: &str, key: &str) -> Arc<dyn Connector> {
     let text = format!(
         "name: pd\nkind: pagerduty\nrouting_key: pd_key\nbase_url: {url}\npublic_url: https://riposte.corp.example\ntimeout: 5s\n"
     );
-    let secrets = StaticSecrets(
-        [("pd_key".to_string(), Secret::new(key))]
-            .into_iter()
-            .collect(),
-    );
-    Arc::new(pagerduty::load("pd.yaml", &text, Arc::new(secrets)).expect("loads"))
+    Arc::new(pagerduty::load("pd.yaml", &text, common::secrets(&[("pd_key", key)])).expect("loads"))
 }
 
 fn call(op: &str, params: Value, undo: Value) -> CallRequest {

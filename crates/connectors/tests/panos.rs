@@ -12,17 +12,13 @@ use std::time::Duration;
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::panos;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret};
+use riposte_respond::{CallRequest, Connector, ConnectorError};
 use serde_json::json;
 
 const KEY: &str = "LUFRPT1pan-k3y-value==";
 
 fn secrets() -> Arc<StaticSecrets> {
-    Arc::new(StaticSecrets(
-        [("panos_key".to_string(), Secret::new(KEY))]
-            .into_iter()
-            .collect(),
-    ))
+    common::secrets(&[("panos_key", KEY)])
 }
 
 fn firewall(url: &str, extra: &str) -> Arc<dyn Connector> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::sentinelone;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret};
+use riposte_respond::{CallRequest, Connector, ConnectorError};
 use serde_json::{Value, json};
 
 const AID: &str = "1463872839562178543";
@@ -21,12 +21,14 @@ fn s1(url: &str) -> Arc<dyn Connector> {
     let text = format!(
         "name: s1\nkind: sentinelone\nbase_url: {url}\napi_token: s1_api_token\ntimeout: 5s\n"
     );
-    let secrets = StaticSecrets(
-        [("s1_api_token".to_string(), Secret::new(TOKEN))]
-            .into_iter()
-            .collect(),
-    );
-    Arc::new(sentinelone::load("s1.yaml", &text, Arc::new(secrets)).expect("loads"))
+    Arc::new(
+        sentinelone::load(
+            "s1.yaml",
+            &text,
+            common::secrets(&[("s1_api_token", TOKEN)]),
+        )
+        .expect("loads"),
+    )
 }
 
 fn call(op: &str, params: Value, undo: Value) -> CallRequest {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::servicenow;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret, Templates};
+use riposte_respond::{CallRequest, Connector, ConnectorError, Templates};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Sn0wP4ss!word";
@@ -23,14 +23,10 @@ const CALLER: &str = "6816f79cc0a8016401c5a33be04be441";
 const GROUP: &str = "287ebd7da9fe198100f92cc8d1d2154e";
 
 fn secrets() -> Arc<StaticSecrets> {
-    Arc::new(StaticSecrets(
-        [
-            ("snow_password".to_string(), Secret::new(PASSWORD)),
-            ("snow_client".to_string(), Secret::new("cl13nt-s3cret")),
-        ]
-        .into_iter()
-        .collect(),
-    ))
+    common::secrets(&[
+        ("snow_password", PASSWORD),
+        ("snow_client", "cl13nt-s3cret"),
+    ])
 }
 
 fn snow(url: &str) -> Arc<dyn Connector> {

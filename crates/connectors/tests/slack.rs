@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use common::{Answer, StandIn};
 use riposte_connectors::slack;
-use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret};
+use riposte_respond::{CallRequest, Connector, ConnectorError};
 use serde_json::json;
 
 const TOKEN: &str = "xoxb-1111-2222-s3cr3tbottoken";
@@ -19,12 +18,7 @@ fn connector(url: &str) -> Arc<dyn Connector> {
     let text = format!(
         "name: chat\nkind: slack\ntoken: bot\nchannel: C0SOC\nbase_url: {url}/api\npublic_url: https://riposte.example/\n"
     );
-    let secrets = StaticSecrets(
-        [("bot".to_string(), Secret::new(TOKEN))]
-            .into_iter()
-            .collect(),
-    );
-    Arc::new(slack::load("slack.yaml", &text, Arc::new(secrets)).expect("loads"))
+    Arc::new(slack::load("slack.yaml", &text, common::secrets(&[("bot", TOKEN)])).expect("loads"))
 }
 
 fn call(op: &str, params: serde_json::Value, undo: serde_json::Value) -> CallRequest {
@@ -199,16 +193,12 @@ async fn slack_errors_are_classified_and_never_show_the_token() {
     );
     let e = c.call(&post("C0DOWN")).await.expect_err("down");
     assert!(e.retryable(), "{e:?}");
-    let wrong = StaticSecrets(
-        [("bot".to_string(), Secret::new("xoxb-wrong"))]
-            .into_iter()
-            .collect(),
-    );
+    let wrong = common::secrets(&[("bot", "xoxb-wrong")]);
     let text = format!(
         "name: chat\nkind: slack\ntoken: bot\nchannel: C0SOC\nbase_url: {}/api\n",
         s.url
     );
-    let bad = slack::load("slack.yaml", &text, Arc::new(wrong)).expect("loads");
+    let bad = slack::load("slack.yaml", &text, wrong).expect("loads");
     let e = bad.call(&post("C0SOC")).await.expect_err("invalid_auth");
     assert!(e.to_string().contains("invalid_auth"), "{e}");
     assert!(!e.to_string().contains("xoxb"), "{e}");

@@ -6,6 +6,7 @@
 //! Needs Python 3 with `aiosmtpd` (`.ci/run` installs it); `RIPOSTE_TEST_PYTHON` picks the
 //! interpreter. Without it the tests fail saying so: they never pass without a server.
 
+mod common;
 #[path = "common/tls.rs"]
 mod tls;
 
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use riposte_connectors::smtp;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret, Templates};
+use riposte_respond::{CallRequest, Connector, ConnectorError, Templates};
 use serde_json::{Value, json};
 
 const USER: &str = "riposte@corp.example";
@@ -129,11 +130,7 @@ impl Drop for Sink {
 }
 
 fn secrets(password: &str) -> Arc<StaticSecrets> {
-    Arc::new(StaticSecrets(
-        [("smtp_pw".to_string(), Secret::new(password))]
-            .into_iter()
-            .collect(),
-    ))
+    common::secrets(&[("smtp_pw", password)])
 }
 
 fn mail(port: u16, tls_mode: &str, extra: &str, password: &str) -> Arc<dyn Connector> {

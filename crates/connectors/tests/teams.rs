@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::teams;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret, Templates};
+use riposte_respond::{CallRequest, Connector, ConnectorError, Templates};
 use serde_json::{Value, json};
 
 const PATH: &str = "/workflows/5f1c0a7e/triggers/manual/paths/invoke";
@@ -26,12 +26,9 @@ fn teams_to(url: &str, public: bool) -> Arc<dyn Connector> {
     if public {
         text.push_str("public_url: https://riposte.corp.example\n");
     }
-    let secrets = StaticSecrets(
-        [("soc_teams".to_string(), Secret::new(url))]
-            .into_iter()
-            .collect(),
-    );
-    Arc::new(teams::load("teams.yaml", &text, Arc::new(secrets)).expect("loads"))
+    Arc::new(
+        teams::load("teams.yaml", &text, common::secrets(&[("soc_teams", url)])).expect("loads"),
+    )
 }
 
 fn call(params: Value) -> CallRequest {

@@ -12,17 +12,13 @@ use std::time::Duration;
 use common::{Answer, Seen, StandIn};
 use riposte_connectors::thehive;
 use riposte_respond::secrets::StaticSecrets;
-use riposte_respond::{CallRequest, Connector, ConnectorError, Secret, Templates};
+use riposte_respond::{CallRequest, Connector, ConnectorError, Templates};
 use serde_json::{Value, json};
 
 const KEY: &str = "hive-ApiK3y-0123456789";
 
 fn secrets() -> Arc<StaticSecrets> {
-    Arc::new(StaticSecrets(
-        [("hive_key".to_string(), Secret::new(KEY))]
-            .into_iter()
-            .collect(),
-    ))
+    common::secrets(&[("hive_key", KEY)])
 }
 
 fn hive(url: &str) -> Arc<dyn Connector> {
@@ -367,11 +363,7 @@ async fn thehive_errors_are_read_and_classified_without_the_key() {
         .await
         .expect_err("no such secret");
     assert!(matches!(e, ConnectorError::Secret { .. }), "{e:?}");
-    let lone = Arc::new(StaticSecrets(
-        [("nope".to_string(), Secret::new("wrong-key"))]
-            .into_iter()
-            .collect(),
-    ));
+    let lone = common::secrets(&[("nope", "wrong-key")]);
     let e = thehive::load("h.yaml", &text, lone)
         .expect("loads")
         .call(&call("create_alert", json!({}), json!(null)))

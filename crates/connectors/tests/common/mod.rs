@@ -199,3 +199,13 @@ impl StandIn {
         self.seen.lock().expect("stand-in lock").clone()
     }
 }
+
+/// A secret store holding `(name, value)` pairs, as a connector's definition names them.
+pub fn secrets(pairs: &[(&str, &str)]) -> Arc<riposte_respond::secrets::StaticSecrets> {
+    Arc::new(riposte_respond::secrets::StaticSecrets(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), riposte_respond::Secret::new(*v)))
+            .collect(),
+    ))
+}
