@@ -28,8 +28,10 @@ const HEADER: &str = "riposte parsed Sigma rules v1 (rsigma-parser 0.23)";
 pub struct RuleCache {
     /// Text hash → its line (JSON), from the bytes given.
     stored: HashMap<u64, String>,
-    /// Lines used or made in this run, in the order first used.
-    kept: Mutex<Vec<(u64, String)>>,
+    /// Hashes of the stored lines this run used.
+    used: Mutex<Vec<u64>>,
+    /// Lines made in this run.
+    made: Mutex<Vec<(u64, String)>>,
     /// Texts parsed afresh (a miss) in this run.
     misses: std::sync::atomic::AtomicUsize,
 }
@@ -67,13 +69,23 @@ impl RuleCache {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = String::from(HEADER);
         out.push('\n');
-        if let Ok(kept) = self.kept.lock() {
-            let mut seen = std::collections::HashSet::new();
-            for (h, line) in kept.iter() {
-                if seen.insert(*h) {
-                    out.push_str(line);
-                    out.push('\n');
+        let mut seen = std::collections::HashSet::new();
+        let mut add = |h: u64, line: &str| {
+            if seen.insert(h) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        };
+        if let Ok(used) = self.used.lock() {
+            for h in used.iter() {
+                if let Some(line) = self.stored.get(h) {
+                    add(*h, line);
                 }
+            }
+        }
+        if let Ok(made) = self.made.lock() {
+            for (h, line) in made.iter() {
+                add(*h, line);
             }
         }
         out.into_bytes()
@@ -91,8 +103,8 @@ impl RuleCache {
         let entry: Entry = serde_json::from_str(line).ok()?;
         let rules: Option<Vec<SigmaRule>> = entry.r.into_iter().map(CRule::into_rule).collect();
         let rules = rules?;
-        if let Ok(mut k) = self.kept.lock() {
-            k.push((h, line.clone()));
+        if let Ok(mut u) = self.used.lock() {
+            u.push(h);
         }
         Some(rules)
     }
@@ -119,9 +131,9 @@ impl RuleCache {
             .ok()
             .and_then(|e| e.r.into_iter().map(CRule::into_rule).collect());
         if back.as_deref() == Some(rules)
-            && let Ok(mut k) = self.kept.lock()
+            && let Ok(mut m) = self.made.lock()
         {
-            k.push((h, line));
+            m.push((h, line));
         }
     }
 }
