@@ -20,7 +20,7 @@ pub const DECODER: &str = "sigma";
 impl Detector {
     /// Runs the rules over one decoded event; one alert per matching rule.
     pub fn detect(&self, event: &Event) -> Vec<Alert> {
-        let ev = self.evaluate(&event.decoder, &event.action, &event.original, false);
+        let ev = self.evaluate(&event.decoder, &event.action, &event.original, false, false);
         let mut hits: Vec<usize> = ev
             .results
             .iter()

@@ -137,12 +137,12 @@ impl Correlator {
         }
         let ev = self
             .detector
-            .evaluate(&event.decoder, &event.action, &event.original, true);
+            .evaluate(&event.decoder, &event.action, &event.original, true, true);
         let detections: Vec<EvaluationResult> = ev
             .results
             .into_iter()
             .filter(|(i, _)| self.fed.contains(i))
-            .map(|(_, r)| r)
+            .filter_map(|(_, r)| r)
             .collect();
         if detections.is_empty() {
             return Vec::new();

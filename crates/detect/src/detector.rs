@@ -17,9 +17,10 @@ use rsigma_eval::EvaluationResult;
 use rsigma_parser::{CorrelationRule, SigmaRule};
 use serde_json::Value;
 
+use crate::cache::RuleCache;
 use crate::index::RuleGroup;
 use crate::mapping::{FieldRenames, Mapping};
-use crate::rules::{Refusal, RuleText, parallel_map, parse_all};
+use crate::rules::{Refusal, RuleText, parallel_map, parse_all, parse_all_cached};
 use crate::view::{Fields, View, windows_fields};
 
 #[derive(Debug, Clone)]
@@ -118,7 +119,27 @@ impl Detector {
     /// Parses and (unless lazy) compiles every text; nothing here fails as a whole, every
     /// unusable document is in [`Detector::refusals`].
     pub fn load(texts: &[RuleText], mapping: Mapping, opts: &LoadOptions) -> Detector {
-        let parsed = parse_all(texts, opts.threads);
+        Detector::from_parsed(texts, parse_all(texts, opts.threads), mapping, opts)
+    }
+
+    /// [`Detector::load`], taking parsed rules from `cache` where it holds a text and adding
+    /// those parsed afresh to it (the caller keeps its bytes: [`RuleCache::to_bytes`]).
+    pub fn load_cached(
+        texts: &[RuleText],
+        mapping: Mapping,
+        opts: &LoadOptions,
+        cache: &RuleCache,
+    ) -> Detector {
+        let parsed = parse_all_cached(texts, opts.threads, Some(cache));
+        Detector::from_parsed(texts, parsed, mapping, opts)
+    }
+
+    fn from_parsed(
+        texts: &[RuleText],
+        parsed: crate::rules::Parsed,
+        mapping: Mapping,
+        opts: &LoadOptions,
+    ) -> Detector {
         let files: Vec<Arc<str>> = texts.iter().map(|t| Arc::from(t.name.as_str())).collect();
         let mut rules = Vec::with_capacity(parsed.rules.len());
         let mut group_of: HashMap<LogsourceKey, usize> = HashMap::new();
@@ -304,7 +325,7 @@ impl Detector {
     /// order. `decoder` is the riposte decoder that read it, `action` its action.
     pub fn matches(&self, decoder: &str, action: &str, original: &Value) -> Vec<usize> {
         let mut out: Vec<usize> = self
-            .evaluate(decoder, action, original, false)
+            .evaluate(decoder, action, original, false, false)
             .results
             .iter()
             .map(|(i, _)| *i)
@@ -319,19 +340,61 @@ impl Detector {
     pub fn feeds_correlations(&self, decoder: &str, action: &str, original: &Value) -> bool {
         !self.correlated.is_empty()
             && self
-                .evaluate(decoder, action, original, true)
+                .evaluate(decoder, action, original, true, false)
                 .results
                 .iter()
                 .any(|(i, _)| self.correlated.iter().any(|(c, _)| c == i))
     }
 
-    /// `fed_only`: evaluate only the groups that hold a rule some correlation uses.
+    /// `fed_only`: evaluate only the groups that hold a rule some correlation uses;
+    /// `with_results`: `rsigma-eval`'s result for each match (the correlation engine's input).
     pub(crate) fn evaluate<'v>(
         &self,
         decoder: &str,
         action: &str,
         original: &'v Value,
         fed_only: bool,
+        with_results: bool,
+    ) -> Evaluated<'v> {
+        let pass = Pass {
+            fed_only,
+            with_results,
+            #[cfg(test)]
+            reference: false,
+        };
+        self.evaluate_as(decoder, action, original, pass)
+    }
+
+    /// The rules of the groups an event is routed to, each judged by `rsigma-eval` alone
+    /// (no candidate index, no [`crate::eval`]): what [`Detector::matches`] must agree with.
+    #[cfg(test)]
+    pub(crate) fn matches_by_rsigma(
+        &self,
+        decoder: &str,
+        action: &str,
+        original: &Value,
+    ) -> Vec<usize> {
+        let pass = Pass {
+            fed_only: false,
+            with_results: false,
+            reference: true,
+        };
+        let mut out: Vec<usize> = self
+            .evaluate_as(decoder, action, original, pass)
+            .results
+            .iter()
+            .map(|(i, _)| *i)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    fn evaluate_as<'v>(
+        &self,
+        decoder: &str,
+        action: &str,
+        original: &'v Value,
+        pass: Pass,
     ) -> Evaluated<'v> {
         let fields = if decoder == "windows" {
             match windows_fields(original) {
@@ -354,7 +417,7 @@ impl Detector {
             .classify(decoder, channel, action, |f| plain.text(f));
         let mut results = Vec::new();
         let Some(si) = sources.service else {
-            self.eval_groups(&self.everywhere, &fields, None, fed_only, &mut results);
+            self.eval_groups(&self.everywhere, &fields, None, pass, &mut results);
             return Evaluated {
                 results,
                 fields,
@@ -378,7 +441,7 @@ impl Detector {
                         same(&g.product, &cat.product) && same(&g.service, &cat.service)
                     })
                     .collect();
-                self.eval_groups(&gs, &fields, Some(renames), fed_only, &mut results);
+                self.eval_groups(&gs, &fields, Some(renames), pass, &mut results);
             }
         }
         if let Some(gs) = self.by_service.get(&service.service.to_ascii_lowercase()) {
@@ -387,16 +450,16 @@ impl Detector {
                 .copied()
                 .filter(|&gi| same(&self.groups[gi].product, &service.product))
                 .collect();
-            self.eval_groups(&gs, &fields, Some(&service.fields), fed_only, &mut results);
+            self.eval_groups(&gs, &fields, Some(&service.fields), pass, &mut results);
         }
         if let Some(gs) = self.by_product.get(&service.product.to_ascii_lowercase()) {
-            self.eval_groups(gs, &fields, Some(&service.fields), fed_only, &mut results);
+            self.eval_groups(gs, &fields, Some(&service.fields), pass, &mut results);
         }
         self.eval_groups(
             &self.everywhere,
             &fields,
             Some(&service.fields),
-            fed_only,
+            pass,
             &mut results,
         );
         Evaluated {
@@ -411,27 +474,46 @@ impl Detector {
         gs: &[usize],
         fields: &Fields<'_>,
         renames: Option<&FieldRenames>,
-        fed_only: bool,
-        out: &mut Vec<(usize, EvaluationResult)>,
+        pass: Pass,
+        out: &mut Vec<(usize, Option<EvaluationResult>)>,
     ) {
         if gs.is_empty() {
             return;
         }
         let view = View::new(fields, renames);
         for &gi in gs {
-            if fed_only && !self.fed_groups.contains(&gi) {
+            if pass.fed_only && !self.fed_groups.contains(&gi) {
                 continue;
             }
-            self.engine(&self.groups[gi]).evaluate(&view, out);
+            let group = self.engine(&self.groups[gi]);
+            #[cfg(test)]
+            if pass.reference {
+                let mut ids = Vec::new();
+                group.evaluate_by_rsigma(&view, &mut ids);
+                out.extend(ids.into_iter().map(|i| (i, None)));
+                continue;
+            }
+            group.evaluate(&view, pass.with_results, out);
         }
     }
+}
+
+/// What one evaluation of an event asks for.
+#[derive(Clone, Copy)]
+struct Pass {
+    fed_only: bool,
+    with_results: bool,
+    /// Judge every rule of the routed groups by `rsigma-eval` alone (tests only).
+    #[cfg(test)]
+    reference: bool,
 }
 
 /// One event's evaluation: the results, its flattened Windows fields (if it is one) and its
 /// service in the mapping.
 pub(crate) struct Evaluated<'v> {
-    /// Each matching rule's index in [`Detector::rules`] with `rsigma-eval`'s result.
-    pub results: Vec<(usize, EvaluationResult)>,
+    /// Each matching rule's index in [`Detector::rules`] with `rsigma-eval`'s result, if
+    /// asked for.
+    pub results: Vec<(usize, Option<EvaluationResult>)>,
     pub fields: Fields<'v>,
     pub service: Option<usize>,
 }

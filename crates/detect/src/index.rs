@@ -315,6 +315,8 @@ impl Candidates {
 /// A logsource group's compiled rules with their gates.
 pub(crate) struct RuleGroup {
     rules: Vec<CompiledRule>,
+    /// Per rule: judged by [`crate::eval`] (else by `rsigma_eval::evaluate_rule`).
+    judged_here: Vec<bool>,
     /// Each rule's index in `Detector::rules`.
     ids: Vec<usize>,
     fields: Vec<FieldGates>,
@@ -329,6 +331,7 @@ impl RuleGroup {
         let (ids, rules): (Vec<usize>, Vec<CompiledRule>) = compiled.into_iter().unzip();
         let mut g = RuleGroup {
             rules: Vec::new(),
+            judged_here: rules.iter().map(crate::eval::judged_here).collect(),
             ids,
             fields: Vec::new(),
             by_key: HashMap::new(),
@@ -407,9 +410,14 @@ impl RuleGroup {
         self.always.len()
     }
 
-    /// The rules of this group that match, as (index in `Detector::rules`, result), in rule
-    /// order.
-    pub(crate) fn evaluate(&self, view: &View<'_>, out: &mut Vec<(usize, EvaluationResult)>) {
+    /// The rules of this group that match, as (index in `Detector::rules`, `rsigma-eval`'s
+    /// result if `with_results`), in rule order.
+    pub(crate) fn evaluate(
+        &self,
+        view: &View<'_>,
+        with_results: bool,
+        out: &mut Vec<(usize, Option<EvaluationResult>)>,
+    ) {
         if self.rules.is_empty() {
             return;
         }
@@ -431,10 +439,33 @@ impl RuleGroup {
             view.visit_string_values(&mut |s| k.mark(s, &mut set));
         }
         for pos in set.iter() {
-            if let (Some(rule), Some(&id)) = (self.rules.get(pos), self.ids.get(pos))
-                && let Some(r) = evaluate_rule(rule, view)
-            {
-                out.push((id, r));
+            let (Some(rule), Some(&id)) = (self.rules.get(pos), self.ids.get(pos)) else {
+                continue;
+            };
+            if self.judged_here.get(pos).copied().unwrap_or(false) {
+                if crate::eval::rule_matches(rule, view) {
+                    out.push((
+                        id,
+                        if with_results {
+                            evaluate_rule(rule, view)
+                        } else {
+                            None
+                        },
+                    ));
+                }
+            } else if let Some(r) = evaluate_rule(rule, view) {
+                out.push((id, with_results.then_some(r)));
+            }
+        }
+    }
+
+    /// Every rule of the group judged by `rsigma_eval::evaluate_rule` alone, no index: what
+    /// [`RuleGroup::evaluate`] must agree with (the tests' cross-check).
+    #[cfg(test)]
+    pub(crate) fn evaluate_by_rsigma(&self, view: &View<'_>, out: &mut Vec<usize>) {
+        for (rule, &id) in self.rules.iter().zip(&self.ids) {
+            if evaluate_rule(rule, view).is_some() {
+                out.push(id);
             }
         }
     }
@@ -511,7 +542,7 @@ mod tests {
         let fields = Fields::Json(v);
         let view = View::new(&fields, None);
         let mut out = Vec::new();
-        g.evaluate(&view, &mut out);
+        g.evaluate(&view, false, &mut out);
         out.into_iter().map(|(i, _)| i).collect()
     }
 
@@ -557,7 +588,7 @@ mod tests {
         let fields = Fields::Json(&v);
         let view = View::new(&fields, Some(&r));
         let mut out = Vec::new();
-        g.evaluate(&view, &mut out);
+        g.evaluate(&view, false, &mut out);
         assert_eq!(out.len(), 1);
     }
 

@@ -15,14 +15,17 @@
 //! decoded events. Parsing and evaluation are `rsigma-parser`/`rsigma-eval`'s.
 
 pub mod alert;
+pub mod cache;
 pub mod correlate;
 pub mod detector;
+mod eval;
 mod index;
 pub mod mapping;
 pub mod rules;
 pub mod shared;
 pub mod view;
 
+pub use cache::RuleCache;
 pub use correlate::Correlator;
 pub use detector::{Detector, LoadOptions, RuleStats};
 pub use mapping::Mapping;

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rsigma_parser::{CorrelationRule, SigmaRule, parse_sigma_yaml};
 use serde::Serialize;
 
+use crate::cache::RuleCache;
+
 /// One rule file's text, named as the caller wants it reported (usually its path).
 #[derive(Debug, Clone)]
 pub struct RuleText {
@@ -44,7 +46,29 @@ pub struct Parsed {
 
 /// Parses every text on up to `threads` threads; the result is in input order.
 pub fn parse_all(texts: &[RuleText], threads: usize) -> Parsed {
-    let per_text = parallel_map(texts, threads, parse_one);
+    parse_all_cached(texts, threads, None)
+}
+
+/// [`parse_all`], taking a text's rules from `cache` when it holds them and adding to it the
+/// texts parsed afresh.
+pub fn parse_all_cached(texts: &[RuleText], threads: usize, cache: Option<&RuleCache>) -> Parsed {
+    let per_text = parallel_map(texts, threads, |i, t| match cache {
+        None => parse_one(i, t),
+        Some(c) => match c.get(&t.text) {
+            Some(rules) if !rules.is_empty() => Parsed {
+                rules: rules.into_iter().map(|r| (i, r)).collect(),
+                ..Parsed::default()
+            },
+            _ => {
+                let p = parse_one(i, t);
+                if p.correlations.is_empty() && p.refusals.is_empty() && !p.rules.is_empty() {
+                    let rules: Vec<SigmaRule> = p.rules.iter().map(|(_, r)| r.clone()).collect();
+                    c.put(&t.text, &rules);
+                }
+                p
+            }
+        },
+    });
     let mut out = Parsed::default();
     for p in per_text {
         out.rules.extend(p.rules);

@@ -225,3 +225,122 @@ fn okta_entra_and_zeek_events_reach_their_rules() {
     assert_eq!(d.matches("zeek", "dns", &dns).len(), 1);
     assert!(d.matches("zeek", "conn", &dns).is_empty());
 }
+
+/// Riposte's candidate index and evaluator against `rsigma-eval` alone, over real events:
+/// every SigmaHQ rule loaded, every record of the corpus' EVTX files (the regression data and
+/// the OCSF samples) as it is and with its event data upper-cased, and each event's matches
+/// must be exactly the rules `rsigma_eval::evaluate_rule` matches in the groups it routes to.
+mod agreement {
+    use std::path::{Path, PathBuf};
+
+    use riposte_decode::Decoder;
+    use riposte_decode::windows::Windows;
+    use riposte_domain::Decoded;
+    use serde_json::Value;
+
+    use crate::{Detector, LoadOptions, Mapping, RuleText};
+
+    fn corpus() -> PathBuf {
+        std::env::var_os("RIPOSTE_CORPUS").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"),
+            PathBuf::from,
+        )
+    }
+
+    fn files(dir: &Path, ext: &[&str], out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                files(&p, ext, out);
+            } else if p.extension().is_some_and(|x| ext.iter().any(|e| x == *e)) {
+                out.push(p);
+            }
+        }
+    }
+
+    fn upper_case_data(v: &mut Value) {
+        match v {
+            Value::String(s) => *s = s.to_uppercase(),
+            Value::Array(a) => a.iter_mut().for_each(upper_case_data),
+            Value::Object(o) => o.values_mut().for_each(upper_case_data),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_rule_agrees_with_rsigma_eval() {
+        let root = corpus();
+        let mut rule_files = Vec::new();
+        for d in ["rules", "rules-emerging-threats", "rules-threat-hunting"] {
+            files(
+                &root.join("sigma").join(d),
+                &["yml", "yaml"],
+                &mut rule_files,
+            );
+        }
+        let texts: Vec<RuleText> = rule_files
+            .iter()
+            .map(|p| RuleText {
+                name: p.display().to_string(),
+                text: std::fs::read_to_string(p).unwrap(),
+            })
+            .collect();
+        // Through the parsed-rule cache, warm: every file must come back from it, and the
+        // matches below must still agree with rsigma-eval.
+        let cold = crate::RuleCache::new();
+        Detector::load_cached(&texts, Mapping::builtin(), &LoadOptions::default(), &cold);
+        assert_eq!(cold.misses(), texts.len());
+        let warm = crate::RuleCache::from_bytes(&cold.to_bytes());
+        let d = Detector::load_cached(&texts, Mapping::builtin(), &LoadOptions::default(), &warm);
+        assert_eq!(
+            warm.misses(),
+            0,
+            "every SigmaHQ rule file should come from the cache"
+        );
+        let mut evtx_files = vec![
+            root.join("ocsf-examples/raw_sample_log_dataset/Microsoft/WinEventLog/Security/xml/security.evtx"),
+            root.join("ocsf-examples/raw_sample_log_dataset/Microsoft/WinEventLog/Sysmon/xml/sysmon.evtx"),
+        ];
+        files(
+            &root.join("sigma/regression_data"),
+            &["evtx"],
+            &mut evtx_files,
+        );
+        let (mut events, mut matched) = (0, 0);
+        for f in &evtx_files {
+            let mut p = evtx::EvtxParser::from_path(f).unwrap();
+            for rec in p.records_json_value().flatten() {
+                let mut upper = rec.data.clone();
+                if let Some(data) = upper.pointer_mut("/Event/EventData") {
+                    upper_case_data(data);
+                }
+                for v in [rec.data, upper] {
+                    let Ok(ds) = Windows.decode(v) else { continue };
+                    for x in ds {
+                        let Decoded::Event(e) = x else { continue };
+                        let ours = d.matches(&e.decoder, &e.action, &e.original);
+                        let theirs = d.matches_by_rsigma(&e.decoder, &e.action, &e.original);
+                        assert_eq!(
+                            ours,
+                            theirs,
+                            "{}: record {}: ours vs rsigma-eval",
+                            f.display(),
+                            e.source_id.as_deref().unwrap_or("?")
+                        );
+                        events += 1;
+                        matched += ours.len();
+                    }
+                }
+            }
+        }
+        println!("{events} events, {matched} matches, all agreeing");
+        assert!(
+            events > 5_000 && matched > 500,
+            "{events} events, {matched} matches"
+        );
+    }
+}

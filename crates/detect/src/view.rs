@@ -8,9 +8,11 @@
 //! they are, with dotted paths into nested objects.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 use riposte_decode::windows::event_data;
 use rsigma_eval::event::{Event, EventValue, JsonEvent};
+use rsigma_eval::matcher::ascii_lowercase_cow;
 use serde_json::{Map, Value};
 
 use crate::mapping::FieldRenames;
@@ -102,12 +104,17 @@ pub fn windows_fields(original: &Value) -> Option<Flat<'_>> {
 #[derive(Debug, Default)]
 pub struct Flat<'a> {
     entries: Vec<(Cow<'a, str>, Cow<'a, Value>)>,
+    /// Each entry's text folded as Sigma's case-insensitive matchers fold it, made the first
+    /// time a rule asks (`None`: the text is folded already), so hundreds of rules reading
+    /// `Image` fold it once.
+    folded: Vec<OnceCell<Option<Box<str>>>>,
 }
 
 impl<'a> Flat<'a> {
     fn with_capacity(n: usize) -> Flat<'a> {
         Flat {
             entries: Vec::with_capacity(n),
+            folded: Vec::new(),
         }
     }
 
@@ -124,14 +131,31 @@ impl<'a> Flat<'a> {
         self.entries.reverse();
         self.entries.sort_by(|a, b| a.0.cmp(&b.0));
         self.entries.dedup_by(|later, first| later.0 == first.0);
+        self.folded = (0..self.entries.len()).map(|_| OnceCell::new()).collect();
         self
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
+        self.position(name).map(|i| self.entries[i].1.as_ref())
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
         self.entries
             .binary_search_by(|(k, _)| k.as_ref().cmp(name))
             .ok()
-            .map(|i| self.entries[i].1.as_ref())
+    }
+
+    /// Entry `i`'s string value folded (see `folded`), or `None` if it is not a string.
+    fn folded(&self, i: usize) -> Option<&str> {
+        let Some(Value::String(s)) = self.entries.get(i).map(|(_, v)| v.as_ref()) else {
+            return None;
+        };
+        let cell = self.folded.get(i)?;
+        let f = cell.get_or_init(|| match ascii_lowercase_cow(s) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(o) => Some(o.into_boxed_str()),
+        });
+        Some(f.as_deref().unwrap_or(s))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
@@ -244,13 +268,35 @@ impl<'a> View<'a> {
         own
     }
 
+    /// A field's value and, when it is a whole entry of a flattened record, the entry's
+    /// position (for [`View::folded`]).
+    pub(crate) fn get_field_at(&self, path: &str) -> Option<(EventValue<'_>, Option<usize>)> {
+        if let Some(targets) = self.renames.and_then(|r| r.get(path)) {
+            for t in targets {
+                if let Some(v) = self.lookup_at(t) {
+                    return Some(v);
+                }
+            }
+        }
+        self.lookup_at(path)
+    }
+
+    /// The folded text of the flattened entry at `at` (from [`View::get_field_at`]).
+    pub(crate) fn folded(&self, at: usize) -> Option<&str> {
+        self.flat?.folded(at)
+    }
+
     fn lookup(&self, path: &str) -> Option<EventValue<'_>> {
+        self.lookup_at(path).map(|(v, _)| v)
+    }
+
+    fn lookup_at(&self, path: &str) -> Option<(EventValue<'_>, Option<usize>)> {
         if let Some(j) = &self.json {
-            return j.get_field(path);
+            return j.get_field(path).map(|v| (v, None));
         }
         let f = self.flat?;
-        if let Some(v) = f.get(path) {
-            return Some(EventValue::from(v));
+        if let Some(i) = f.position(path) {
+            return Some((EventValue::from(f.entries[i].1.as_ref()), Some(i)));
         }
         // `Field.sub.key` into a structured value.
         let (first, rest) = path.split_once('.')?;
@@ -258,7 +304,7 @@ impl<'a> View<'a> {
         for seg in rest.split('.') {
             v = v.get(seg)?;
         }
-        Some(EventValue::from(v))
+        Some((EventValue::from(v), None))
     }
 }
 

@@ -83,6 +83,10 @@ pub enum BenchCommand {
         /// time and peak RSS are the scan's.
         #[arg(long)]
         scan_only: bool,
+        /// Keep parsed rules in this file between runs (keyed by each rule text's hash): the
+        /// first run writes it (cold), later runs with unchanged rules skip YAML (warm).
+        #[arg(long)]
+        rule_cache: Option<PathBuf>,
     },
     /// Alert arrival → action request of an `auto` step, in process on SQLite (p50/p99).
     Respond {
@@ -166,7 +170,17 @@ pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
             events,
             eager,
             scan_only,
-        } => crate::bench_detect::run(&corpus, rules, events, eager, scan_only)?,
+            rule_cache,
+        } => crate::bench_detect::run(
+            &corpus,
+            rules,
+            crate::bench_detect::Options {
+                events,
+                eager,
+                scan_only,
+                rule_cache,
+            },
+        )?,
         BenchCommand::Http {
             count,
             batch,

@@ -34,17 +34,31 @@ pub fn read_rule_texts(paths: &[PathBuf]) -> Result<Vec<RuleText>> {
     for p in paths {
         walk(p, &mut files)?;
     }
-    files
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p)
-                .with_context(|| format!("cannot read rule file {}", p.display()))?;
-            Ok(RuleText {
-                name: p.display().to_string(),
-                text,
-            })
+    let read = |p: &PathBuf| -> Result<RuleText> {
+        let text = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read rule file {}", p.display()))?;
+        Ok(RuleText {
+            name: p.display().to_string(),
+            text,
         })
-        .collect()
+    };
+    // Thousands of small files: the reads (mostly system calls) are spread over the cores.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let part = files.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = files
+            .chunks(part)
+            .map(|chunk| s.spawn(move || chunk.iter().map(read).collect::<Result<Vec<_>>>()))
+            .collect();
+        let mut out = Vec::with_capacity(files.len());
+        for p in parts {
+            match p.join() {
+                Ok(texts) => out.extend(texts?),
+                Err(e) => std::panic::resume_unwind(e),
+            }
+        }
+        Ok(out)
+    })
 }
 
 fn walk(p: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
