@@ -12,9 +12,7 @@
 
 use riposte_domain::Timestamp;
 use riposte_respond::run::{AuditEntry, Change};
-use riposte_respond::{
-    ActionRecord, CaseChange, Playbook, RespondError, Run, RunStore, RunWrite,
-};
+use riposte_respond::{ActionRecord, CaseChange, Playbook, RespondError, Run, RunStore, RunWrite};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};

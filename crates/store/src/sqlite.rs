@@ -237,7 +237,8 @@ impl SqliteStore {
             return Ok(());
         }
         let conn = SqliteConnection::connect_with(&self.base).await?;
-        let mut w = self.writer.lock().await;
+        let mut guard = self.writer.lock().await;
+        let w = &mut *guard;
         for c in [&mut w.conn, &mut w.response] {
             sqlx::query("PRAGMA wal_autocheckpoint = 0")
                 .execute(c)

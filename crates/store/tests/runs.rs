@@ -330,7 +330,10 @@ async fn a_commit_of_several_writes_applies_all_or_none() {
     // A new run with its first action, already `sending`, in one write.
     let r = run("run-1", "case-1");
     let mut a = action("act-1", "run-1");
-    a.state = ActionState::Sending { attempt: 1, at: t(0) };
+    a.state = ActionState::Sending {
+        attempt: 1,
+        at: t(0),
+    };
     a.attempts = 1;
     let first = vec![
         RunWrite::InsertRun {
@@ -385,8 +388,17 @@ async fn a_commit_of_several_writes_applies_all_or_none() {
     finished.version = 2;
     finished.status = RunStatus::Failed;
     // A case change applied before is skipped, not refused.
-    let tag = change("k-tag", Change::Tag { tags: vec!["x".into()] });
-    assert!(s.apply_case_change(&tag, audit("case.change")).await.unwrap());
+    let tag = change(
+        "k-tag",
+        Change::Tag {
+            tags: vec!["x".into()],
+        },
+    );
+    assert!(
+        s.apply_case_change(&tag, audit("case.change"))
+            .await
+            .unwrap()
+    );
     assert!(
         s.commit(vec![
             RunWrite::CaseChange {
