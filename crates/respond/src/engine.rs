@@ -8,8 +8,9 @@
 //! passes the wall clock and calls `tick` every few seconds; tests pass whatever they need).
 //!
 //! Exactly once: an action's id is its idempotency key and is derived from run, step and
-//! item; moving an action from `ready` to `sending` is a compare-and-set write recorded before
-//! the call, so only one driver sends it; an action found `sending` after a restart is sent
+//! item; the write that makes an action `sending` (a compare-and-set from `ready`, or the
+//! insert of a new action already `sending`) is recorded before the call and applies for
+//! one driver only, so only one driver sends it; an action found `sending` after a restart is sent
 //! again only when that is safe (the operation is idempotent or the connector sends the key),
 //! otherwise it becomes `uncertain` and waits for a person.
 
@@ -29,7 +30,7 @@ use crate::run::{
     ActionKind, ActionRecord, ActionState, AuditEntry, CaseChange, Change, Run, RunStatus,
     TriggerEvent, action_id, inverse_id, run_id,
 };
-use crate::store::RunStore;
+use crate::store::{RunStore, RunWrite};
 use crate::template::Templates;
 
 /// How long telling approvers may take before the run goes on without it.
@@ -37,6 +38,21 @@ const APPROVAL_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Built-in pseudo-connector name for approval steps.
 pub const GATE_CONNECTOR: &str = "riposte";
+
+/// Writes a drive keeps back to make with the run's next write: a new run's insert (made
+/// with its first action or change), an action's result (made with the run's next step).
+/// A crash before they are made loses nothing the world saw: a run not yet stored was never
+/// acted on, and an action left `sending` is settled on restart (`resume_sent`).
+#[derive(Default)]
+struct Held {
+    writes: Vec<RunWrite>,
+    /// The run's own insert is among `writes`.
+    new_run: bool,
+    /// This drive created the run, so none of its actions existed before it.
+    fresh: bool,
+    /// The run's insert was refused: it was there before.
+    seen: bool,
+}
 
 enum StepResult {
     Next,
@@ -250,11 +266,27 @@ impl<S: RunStore> Engine<S> {
             json!({"run": id, "playbook": pb.id, "version": pb.version, "hash": pb.hash,
                    "trigger": ev.kind.as_str(), "event": ev.event_id, "case": run.case_id}),
         );
-        if !self.store.insert_run(&run, entry).await? {
-            return Ok(None);
+        // The run's insert waits to be made with its first write (its first action, most
+        // often): one write instead of two before the first call leaves. The lock is taken
+        // first, so a tick that finds the run once it is stored waits for this drive.
+        let lock = self.lock_for(&id);
+        let _guard = lock.lock().await;
+        let pb = self.version(&run.playbook_id, &run.playbook_hash).await?;
+        let mut held = Held {
+            writes: vec![RunWrite::InsertRun {
+                run: run.clone(),
+                audits: vec![entry],
+            }],
+            new_run: true,
+            fresh: true,
+            seen: false,
+        };
+        match self.drive_held(run, &pb, &mut held, now).await {
+            Ok(_) => Ok(Some(id)),
+            // Another driver (or an earlier delivery of the same event) started it.
+            Err(_) if held.seen => Ok(None),
+            Err(e) => Err(e),
         }
-        self.drive(&id, now).await?;
-        Ok(Some(id))
     }
 
     /// Starts the playbooks triggered by `schedule` whose period has begun anew since they
@@ -306,7 +338,7 @@ impl<S: RunStore> Engine<S> {
     pub async fn drive(&self, run_id: &str, now: Timestamp) -> Result<Run, RespondError> {
         let lock = self.lock_for(run_id);
         let _guard = lock.lock().await;
-        let mut run = self
+        let run = self
             .store
             .run(run_id)
             .await?
@@ -315,27 +347,41 @@ impl<S: RunStore> Engine<S> {
             return Ok(run);
         }
         let pb = self.version(&run.playbook_id, &run.playbook_hash).await?;
+        self.drive_held(run, &pb, &mut Held::default(), now).await
+    }
+
+    /// Drives `run` (its lock held by the caller) from the state given, making the writes
+    /// `held` keeps with the next write of the run.
+    async fn drive_held(
+        &self,
+        mut run: Run,
+        pb: &Playbook,
+        held: &mut Held,
+        now: Timestamp,
+    ) -> Result<Run, RespondError> {
+        if !run.status.is_open() {
+            return Ok(run);
+        }
         // A guard against branch loops: a run takes at most this many steps per drive.
         let mut budget = pb.steps.len() * 4 + 16;
         loop {
             if run.pointer >= pb.steps.len() {
                 run.status = RunStatus::Succeeded;
                 run.wake_at = None;
-                self.save_run(&mut run, now, "run.finish", json!({"status": "succeeded"}))
-                    .await?;
+                let entry = self.run_audit(&run, "run.finish", json!({"status": "succeeded"}));
+                self.save_run(&mut run, now, vec![entry], held).await?;
                 return Ok(run);
             }
             if budget == 0 {
                 run.status = RunStatus::Failed;
                 let error = "the run went round its branches too often in one go";
                 run.error = Some(error.into());
-                self.save_run(
-                    &mut run,
-                    now,
+                let entry = self.run_audit(
+                    &run,
                     "run.finish",
                     json!({"status": "failed", "error": error}),
-                )
-                .await?;
+                );
+                self.save_run(&mut run, now, vec![entry], held).await?;
                 return Ok(run);
             }
             budget -= 1;
@@ -343,7 +389,7 @@ impl<S: RunStore> Engine<S> {
             if run.step_started_at.is_none() {
                 run.step_started_at = Some(now);
             }
-            let result = self.step(&mut run, &pb, step, now).await?;
+            let result = self.step(&mut run, pb, step, held, now).await?;
             let (next, outcome) = match result {
                 StepResult::Next => (Some(run.pointer + 1), json!("done")),
                 StepResult::Goto(i) => (Some(i), json!("goto")),
@@ -351,17 +397,16 @@ impl<S: RunStore> Engine<S> {
                     let changed = run.status != RunStatus::Waiting || run.wake_at != wake;
                     run.status = RunStatus::Waiting;
                     run.wake_at = wake;
-                    if changed {
-                        self.save_run(
-                            &mut run,
-                            now,
+                    let entries = if changed {
+                        vec![self.run_audit(
+                            &run,
                             "run.wait",
                             json!({"step": step.id, "until": wake}),
-                        )
-                        .await?;
+                        )]
                     } else {
-                        self.save_run_quiet(&mut run, now).await?;
-                    }
+                        Vec::new()
+                    };
+                    self.save_run(&mut run, now, entries, held).await?;
                     return Ok(run);
                 }
                 StepResult::Failed(error) => match &step.on_failure {
@@ -369,13 +414,12 @@ impl<S: RunStore> Engine<S> {
                         run.status = RunStatus::Failed;
                         run.error = Some(format!("step `{}`: {error}", step.id));
                         run.wake_at = None;
-                        self.save_run(
-                            &mut run,
-                            now,
+                        let entry = self.run_audit(
+                            &run,
                             "run.finish",
                             json!({"status": "failed", "step": step.id, "error": error}),
-                        )
-                        .await?;
+                        );
+                        self.save_run(&mut run, now, vec![entry], held).await?;
                         return Ok(run);
                     }
                     OnFailure::Continue => (Some(run.pointer + 1), json!({"failed": error})),
@@ -391,45 +435,97 @@ impl<S: RunStore> Engine<S> {
                 run.step_started_at = None;
                 run.status = RunStatus::Running;
                 run.wake_at = None;
-                self.save_run(
-                    &mut run,
-                    now,
+                let mut entries = vec![self.run_audit(
+                    &run,
                     "run.step",
                     json!({"step": from, "outcome": outcome}),
-                )
-                .await?;
+                )];
+                if run.pointer >= pb.steps.len() {
+                    // The last step: the run's finish goes in the same write.
+                    run.status = RunStatus::Succeeded;
+                    entries.push(self.run_audit(
+                        &run,
+                        "run.finish",
+                        json!({"status": "succeeded"}),
+                    ));
+                    self.save_run(&mut run, now, entries, held).await?;
+                    return Ok(run);
+                }
+                self.save_run(&mut run, now, entries, held).await?;
             }
         }
     }
 
+    fn run_audit(&self, run: &Run, verb: &str, mut detail: Value) -> AuditEntry {
+        if let Value::Object(m) = &mut detail {
+            m.insert("run".into(), json!(run.id));
+        }
+        audit(&run.requested_by, verb, detail)
+    }
+
+    /// Writes the run's next version with `entries`, together with what `held` keeps.
     async fn save_run(
         &self,
         run: &mut Run,
         now: Timestamp,
-        verb: &str,
-        mut detail: Value,
+        entries: Vec<AuditEntry>,
+        held: &mut Held,
     ) -> Result<(), RespondError> {
+        if held.new_run {
+            // Not stored yet: its insert is made in this state.
+            run.updated_at = now;
+            if let Some(RunWrite::InsertRun { run: r, .. }) = held.writes.first_mut() {
+                *r = run.clone();
+            }
+            if let Some(RunWrite::InsertRun { audits, .. }) = held.writes.first_mut() {
+                audits.extend(entries);
+            }
+            if self.commit(held, Vec::new()).await? {
+                return Ok(());
+            }
+            return Err(conflict(&format!("run {}", run.id)));
+        }
         run.version += 1;
         run.updated_at = now;
-        if let Value::Object(m) = &mut detail {
-            m.insert("run".into(), json!(run.id));
-        }
-        let entry = audit(&run.requested_by, verb, detail);
-        if self.store.update_run(run, Some(entry)).await? {
+        let write = RunWrite::UpdateRun {
+            run: run.clone(),
+            audits: entries,
+        };
+        if self.commit(held, vec![write]).await? {
             Ok(())
         } else {
             Err(conflict(&format!("run {}", run.id)))
         }
     }
 
-    async fn save_run_quiet(&self, run: &mut Run, now: Timestamp) -> Result<(), RespondError> {
-        run.version += 1;
-        run.updated_at = now;
-        if self.store.update_run(run, None).await? {
-            Ok(())
-        } else {
-            Err(conflict(&format!("run {}", run.id)))
+    /// Makes `more` together with the writes `held` keeps, all or none. A refusal while the
+    /// run's own insert is held means the run was there before (`held.seen`); otherwise
+    /// the held writes (an action's result) are made on their own, so they are not lost
+    /// with the write that was refused.
+    async fn commit(&self, held: &mut Held, more: Vec<RunWrite>) -> Result<bool, RespondError> {
+        let kept = std::mem::take(&mut held.writes);
+        if kept.is_empty() {
+            return self.store.commit(more).await;
         }
+        let again = (!held.new_run).then(|| kept.clone());
+        let mut writes = kept;
+        writes.extend(more);
+        if self.store.commit(writes).await? {
+            held.new_run = false;
+            return Ok(true);
+        }
+        if held.new_run {
+            held.seen = true;
+            return Err(RespondError::Conflict {
+                what: "the run was started before".into(),
+            });
+        }
+        if let Some(kept) = again
+            && !self.store.commit(kept).await?
+        {
+            return Err(conflict("an action's result"));
+        }
+        Ok(false)
     }
 
     fn tmpl_err(&self, pb: &Playbook, step: &Step, e: crate::template::TemplateError) -> String {
@@ -475,6 +571,7 @@ impl<S: RunStore> Engine<S> {
         run: &mut Run,
         pb: &Playbook,
         step: &Step,
+        held: &mut Held,
         now: Timestamp,
     ) -> Result<StepResult, RespondError> {
         let ctx = self.context(run, pb, now);
@@ -534,14 +631,19 @@ impl<S: RunStore> Engine<S> {
             StepKind::Set { .. }
             | StepKind::Tag { .. }
             | StepKind::Note { .. }
-            | StepKind::Assign { .. } => self.case_step(run, pb, step, &ctx).await,
+            | StepKind::Assign { .. } => self.case_step(run, pb, step, &ctx, held).await,
             StepKind::Approval {
                 message,
                 quorum,
                 timeout_secs,
             } => {
                 let id = action_id(&run.id, &step.id, 0);
-                let rec = match self.store.action(&id).await? {
+                let found = if held.fresh {
+                    None
+                } else {
+                    self.store.action(&id).await?
+                };
+                let rec = match found {
                     Some(r) => r,
                     None => {
                         let text = match message {
@@ -587,10 +689,19 @@ impl<S: RunStore> Engine<S> {
                             "approval.request",
                             json!({"action": id, "run": run.id, "step": step.id, "message": text}),
                         );
-                        if self.store.insert_action(&rec, entry).await? {
+                        let write = RunWrite::InsertAction {
+                            action: rec.clone(),
+                            audits: vec![entry],
+                        };
+                        if self.commit(held, vec![write]).await? {
                             self.notify_approvers(&rec, run, pb, now).await;
+                            rec
+                        } else {
+                            self.store
+                                .action(&id)
+                                .await?
+                                .ok_or_else(|| conflict(&format!("action {id}")))?
                         }
-                        rec
                     }
                 };
                 let rec = self.settle_gate(rec, run, now).await?;
@@ -612,7 +723,7 @@ impl<S: RunStore> Engine<S> {
                 }
             }
             StepKind::Action { .. } | StepKind::Notify { .. } => {
-                self.action_step(run, pb, step, &ctx, now).await
+                self.action_step(run, pb, step, &ctx, held, now).await
             }
         }
     }
@@ -623,6 +734,7 @@ impl<S: RunStore> Engine<S> {
         pb: &Playbook,
         step: &Step,
         ctx: &Value,
+        held: &mut Held,
     ) -> Result<StepResult, RespondError> {
         let Some(case_id) = run.case_id.clone() else {
             return Ok(StepResult::Failed(format!(
@@ -685,7 +797,15 @@ impl<S: RunStore> Engine<S> {
                 "case.change",
                 json!({"case": case_id, "run": run.id, "step": step.id, "key": key, "change": cc.change}),
             );
-            self.store.apply_case_change(&cc, entry).await?;
+            // A change applied before is skipped, never refused.
+            self.commit(
+                held,
+                vec![RunWrite::CaseChange {
+                    change: cc,
+                    audits: vec![entry],
+                }],
+            )
+            .await?;
         }
         run.outputs.insert(step.id.clone(), json!({"done": true}));
         Ok(StepResult::Next)
@@ -899,6 +1019,7 @@ impl<S: RunStore> Engine<S> {
         pb: &Playbook,
         step: &Step,
         ctx: &Value,
+        held: &mut Held,
         now: Timestamp,
     ) -> Result<StepResult, RespondError> {
         let (connector, operation) = match &step.kind {
@@ -919,10 +1040,26 @@ impl<S: RunStore> Engine<S> {
             Ok(i) => i,
             Err(e) => return Ok(StepResult::Failed(e)),
         };
+        let concurrency = step
+            .for_each
+            .as_ref()
+            .map(|f| f.concurrency as usize)
+            .unwrap_or(1)
+            .max(1);
+        // When every item is sent at once, an action whose gate is open is inserted already
+        // `sending`: the insert is as exclusive as the compare-and-set it replaces (one
+        // driver's insert applies), and it saves a write before the call. Items sent in
+        // several rounds are claimed round by round, so none is `sending` before its turn.
+        let send_at_once = items.len() <= concurrency;
         let mut records = Vec::with_capacity(items.len());
+        let mut claimed = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let id = action_id(&run.id, &step.id, i as u32);
-            if let Some(rec) = self.store.action(&id).await? {
+            // A run this drive created has no actions but the ones it inserts; were one there
+            // (a branch back to this step), its insert is refused and it is read below.
+            if !held.fresh
+                && let Some(rec) = self.store.action(&id).await?
+            {
                 records.push(rec);
                 continue;
             }
@@ -948,15 +1085,24 @@ impl<S: RunStore> Engine<S> {
                 Ok(x) => x,
                 Err(e) => return Ok(StepResult::Failed(self.tmpl_err(pb, step, e))),
             };
-            let rec = self.new_action(run, step, i as u32, connector, &spec, params, reason, now);
-            let entry = audit(
+            let mut rec =
+                self.new_action(run, step, i as u32, connector, &spec, params, reason, now);
+            let mut audits = vec![audit(
                 &run.requested_by,
                 "action.request",
                 json!({"action": rec.id, "run": run.id, "step": step.id, "item": i,
                        "operation": format!("{connector}.{operation}"), "class": rec.class,
                        "params": rec.params, "gate": rec.state.name(), "case": run.case_id}),
-            );
-            if !self.store.insert_action(&rec, entry).await? {
+            )];
+            let sending = send_at_once && rec.state == ActionState::Ready;
+            if sending {
+                audits.push(claim(&mut rec, now));
+            }
+            let write = RunWrite::InsertAction {
+                action: rec.clone(),
+                audits,
+            };
+            if !self.commit(held, vec![write]).await? {
                 // Someone else created it between our read and write: use theirs.
                 match self.store.action(&id).await? {
                     Some(r) => records.push(r),
@@ -967,7 +1113,11 @@ impl<S: RunStore> Engine<S> {
             if rec.state == ActionState::AwaitingApproval {
                 self.notify_approvers(&rec, run, pb, now).await;
             }
-            records.push(rec);
+            if sending {
+                claimed.push(rec);
+            } else {
+                records.push(rec);
+            }
         }
 
         let call_ctx = json!({
@@ -979,7 +1129,7 @@ impl<S: RunStore> Engine<S> {
         let mut waiting = false;
         let mut failures = Vec::new();
         let mut ready = Vec::new();
-        let mut outputs: Vec<Value> = vec![Value::Null; records.len()];
+        let mut outputs: Vec<Value> = vec![Value::Null; items.len()];
         for rec in records {
             let rec = self.settle_gate(rec, run, now).await?;
             match &rec.state {
@@ -1033,14 +1183,20 @@ impl<S: RunStore> Engine<S> {
             }
         }
 
-        let concurrency = step
-            .for_each
-            .as_ref()
-            .map(|f| f.concurrency as usize)
-            .unwrap_or(1)
-            .max(1);
-        for chunk in ready.chunks(concurrency) {
-            let done = self.send_all(chunk.to_vec(), &call_ctx, now).await?;
+        let mut rounds: Vec<(Vec<ActionRecord>, Vec<ActionRecord>)> = Vec::new();
+        if !claimed.is_empty() {
+            rounds.push((Vec::new(), claimed));
+        }
+        rounds.extend(ready.chunks(concurrency).map(|c| (c.to_vec(), Vec::new())));
+        let last = rounds.len();
+        for (round, (to_claim, claimed)) in rounds.into_iter().enumerate() {
+            let (done, results) = self.send_all(to_claim, claimed, &call_ctx, now).await?;
+            if round + 1 == last {
+                // Made with the run's next write (the step's end, or the run's).
+                held.writes.extend(results);
+            } else if !self.commit(held, results).await? {
+                return Err(conflict("an action's result"));
+            }
             for rec in done {
                 match &rec.state {
                     ActionState::Succeeded { outcome, .. } => {
@@ -1116,29 +1272,22 @@ impl<S: RunStore> Engine<S> {
         Ok(Resumed::Uncertain(rec))
     }
 
-    /// Records each action as sent, calls them together, records each result. Returns the
-    /// records as they stand after; one another driver had already taken comes back as it
-    /// was.
+    /// Records each action of `recs` as sent (those of `claimed` are recorded so already),
+    /// calls them together and gives back the records as they stand after with the writes
+    /// that record the results, for the caller to make. One another driver had already
+    /// taken comes back as it was.
     async fn send_all(
         &self,
         recs: Vec<ActionRecord>,
+        mut claimed: Vec<ActionRecord>,
         ctx: &Value,
         now: Timestamp,
-    ) -> Result<Vec<ActionRecord>, RespondError> {
-        let mut claimed = Vec::with_capacity(recs.len());
+    ) -> Result<(Vec<ActionRecord>, Vec<RunWrite>), RespondError> {
         let mut out = Vec::new();
         for mut rec in recs {
-            let attempt = rec.attempts + 1;
-            rec.attempts = attempt;
-            rec.state = ActionState::Sending { attempt, at: now };
-            rec.version += 1;
-            rec.updated_at = now;
-            let entry = audit(
-                &rec.requested_by,
-                "action.send",
-                json!({"action": rec.id, "operation": format!("{}.{}", rec.connector, rec.operation),
-                       "attempt": attempt, "idempotency_key": rec.id}),
-            );
+            let before = rec.version;
+            let entry = claim(&mut rec, now);
+            rec.version = before + 1;
             if self.store.update_action(&rec, entry).await? {
                 claimed.push(rec);
             } else {
@@ -1184,7 +1333,9 @@ impl<S: RunStore> Engine<S> {
                 }
             }
         }
-        for (mut rec, result) in claimed.into_iter().zip(results) {
+        let calls = results;
+        let mut results = Vec::with_capacity(calls.len());
+        for (mut rec, result) in claimed.into_iter().zip(calls) {
             let result = result.unwrap_or_else(|| {
                 Err(ConnectorError::Transient {
                     message: "the connector call panicked".into(),
@@ -1223,12 +1374,16 @@ impl<S: RunStore> Engine<S> {
                     }
                 }
             };
-            let actor = rec.requested_by.clone();
-            self.write_action(&mut rec, now, &actor, verb, detail)
-                .await?;
+            rec.version += 1;
+            rec.updated_at = now;
+            let entry = audit(&rec.requested_by, verb, detail);
+            results.push(RunWrite::UpdateAction {
+                action: rec.clone(),
+                audits: vec![entry],
+            });
             out.push(rec);
         }
-        Ok(out)
+        Ok((out, results))
     }
 
     /// An approver's answer. Applied exactly once: the write is compare-and-set, and the
@@ -1477,9 +1632,11 @@ impl<S: RunStore> Engine<S> {
         ctx: &Value,
         now: Timestamp,
     ) -> Result<ActionRecord, RespondError> {
-        let inv = self
-            .send_all(vec![inv], ctx, now)
-            .await?
+        let (done, results) = self.send_all(vec![inv], Vec::new(), ctx, now).await?;
+        if !self.store.commit(results).await? {
+            return Err(conflict("inverse action"));
+        }
+        let inv = done
             .into_iter()
             .next()
             .ok_or_else(|| conflict("inverse action"))?;
@@ -1593,6 +1750,21 @@ enum Resumed {
     Resend(ActionRecord),
     /// Recorded as uncertain: a person must look.
     Uncertain(ActionRecord),
+}
+
+/// Marks `rec` as being sent (its next attempt) and gives the audit record that says so.
+/// The caller sets the version its write needs.
+fn claim(rec: &mut ActionRecord, now: Timestamp) -> AuditEntry {
+    let attempt = rec.attempts + 1;
+    rec.attempts = attempt;
+    rec.state = ActionState::Sending { attempt, at: now };
+    rec.updated_at = now;
+    audit(
+        &rec.requested_by,
+        "action.send",
+        json!({"action": rec.id, "operation": format!("{}.{}", rec.connector, rec.operation),
+               "attempt": attempt, "idempotency_key": rec.id}),
+    )
 }
 
 /// The call of `rec`, its idempotency key the action's id.

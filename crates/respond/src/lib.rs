@@ -35,5 +35,5 @@ pub use playbook::{Playbook, Step, StepKind, TriggerKind};
 pub use policy::{ApprovalState, Class, Decision, Policy};
 pub use run::{ActionRecord, ActionState, CaseChange, Run, RunStatus, TriggerEvent};
 pub use secrets::{Secret, SecretKey, SecretSource, SecretVault};
-pub use store::{MemoryRunStore, RunStore};
+pub use store::{MemoryRunStore, RunStore, RunWrite};
 pub use template::Templates;

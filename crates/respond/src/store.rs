@@ -98,6 +98,41 @@ pub trait RunStore: Send + Sync + 'static {
         change: &CaseChange,
         audit: AuditEntry,
     ) -> impl Future<Output = Result<bool, RespondError>> + Send;
+
+    /// Applies `writes` in order, all or none, in one transaction: `false` (and nothing
+    /// written) when any of them is refused as its single-write method would refuse it (a
+    /// run or action that exists, a stale version). A case change applied before is skipped,
+    /// not refused. The engine's straight-through path uses it to record a new run with its
+    /// first action, and an action's result with the run's next step, in one write each.
+    fn commit(
+        &self,
+        writes: Vec<RunWrite>,
+    ) -> impl Future<Output = Result<bool, RespondError>> + Send;
+}
+
+/// One write of [`RunStore::commit`], with the audit records that describe it, in order.
+#[derive(Debug, Clone)]
+pub enum RunWrite {
+    InsertRun {
+        run: Run,
+        audits: Vec<AuditEntry>,
+    },
+    UpdateRun {
+        run: Run,
+        audits: Vec<AuditEntry>,
+    },
+    InsertAction {
+        action: ActionRecord,
+        audits: Vec<AuditEntry>,
+    },
+    UpdateAction {
+        action: ActionRecord,
+        audits: Vec<AuditEntry>,
+    },
+    CaseChange {
+        change: CaseChange,
+        audits: Vec<AuditEntry>,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -337,6 +372,88 @@ impl RunStore for MemoryRunStore {
         }
         g.changes.push(change.clone());
         g.audit.push(audit);
+        Ok(true)
+    }
+
+    async fn commit(&self, writes: Vec<RunWrite>) -> Result<bool, RespondError> {
+        if let Some(hook) = &self.fail_update {
+            for w in &writes {
+                if let RunWrite::UpdateAction { action, .. } = w
+                    && hook(action)
+                {
+                    return Err(RespondError::Store(
+                        "simulated crash: the write did not happen".into(),
+                    ));
+                }
+            }
+        }
+        let mut g = self.lock();
+        // Judged against the state as each earlier write of the same commit leaves it.
+        let mut runs: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut actions: BTreeMap<&str, u64> = BTreeMap::new();
+        for w in &writes {
+            let ok = match w {
+                RunWrite::InsertRun { run, .. } => {
+                    let seen = runs.contains_key(run.id.as_str()) || g.runs.contains_key(&run.id);
+                    runs.insert(&run.id, run.version);
+                    !seen
+                }
+                RunWrite::UpdateRun { run, .. } => {
+                    let stored = runs
+                        .get(run.id.as_str())
+                        .copied()
+                        .or_else(|| g.runs.get(&run.id).map(|r| r.version));
+                    runs.insert(&run.id, run.version);
+                    stored.is_some_and(|v| v + 1 == run.version)
+                }
+                RunWrite::InsertAction { action, .. } => {
+                    let seen = actions.contains_key(action.id.as_str())
+                        || g.actions.contains_key(&action.id);
+                    actions.insert(&action.id, action.version);
+                    !seen
+                }
+                RunWrite::UpdateAction { action, .. } => {
+                    let stored = actions
+                        .get(action.id.as_str())
+                        .copied()
+                        .or_else(|| g.actions.get(&action.id).map(|a| a.version));
+                    actions.insert(&action.id, action.version);
+                    stored.is_some_and(|v| v + 1 == action.version)
+                }
+                RunWrite::CaseChange { .. } => true,
+            };
+            if !ok {
+                return Ok(false);
+            }
+        }
+        let mut notes = Vec::new();
+        for w in writes {
+            match w {
+                RunWrite::InsertRun { run, audits } | RunWrite::UpdateRun { run, audits } => {
+                    g.runs.insert(run.id.clone(), run);
+                    g.audit.extend(audits);
+                }
+                RunWrite::InsertAction { action, audits }
+                | RunWrite::UpdateAction { action, audits } => {
+                    notes.push(format!("write {} {}", action.id, action.state.name()));
+                    if !g.actions.contains_key(&action.id) {
+                        g.action_order.push(action.id.clone());
+                    }
+                    g.actions.insert(action.id.clone(), action);
+                    g.audit.extend(audits);
+                }
+                RunWrite::CaseChange { change, audits } => {
+                    if g.applied.insert(change.key.clone()) {
+                        g.changes.push(change);
+                        g.audit.extend(audits);
+                    }
+                }
+            }
+        }
+        drop(g);
+        for n in notes {
+            self.note(|| n);
+        }
         Ok(true)
     }
 }

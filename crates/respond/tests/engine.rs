@@ -1246,16 +1246,18 @@ fn assert_flushed_before_calls(journal: &[String]) {
             continue;
         };
         let (id, operation) = rest.split_once(' ').unwrap();
-        if operation == "tag_host" || operation == "release_host" {
-            // `auto`: leaves on the write alone; the tick's flush covers power loss.
-            continue;
-        }
+        // Every call is recorded `sending` before it leaves (whether inserted so or moved
+        // there from `ready`).
         let sending = journal[..i]
             .iter()
             .rposition(|l| *l == format!("write {id} sending"))
             .unwrap_or_else(|| {
                 panic!("call of {id} with no `sending` write before it: {journal:#?}")
             });
+        if operation == "tag_host" || operation == "release_host" {
+            // `auto`: leaves on the write alone; the tick's flush covers power loss.
+            continue;
+        }
         assert!(
             journal[sending..i].iter().any(|l| l == "flush"),
             "call of {id} at {i} without a flush after its `sending` write at {sending}: {journal:#?}"
@@ -1344,4 +1346,67 @@ async fn every_call_leaves_after_a_flush_and_answers_are_flushed_before_they_ret
         answer_flushed(&j, from),
         "undo acknowledged before its flush: {j:#?}"
     );
+}
+
+/// The straight-through path of an `auto` step: the run and its action (inserted already
+/// `sending`) in one write before the call, the result and the run's finish in one write
+/// after it; the audit trail still tells every step. The same event again starts nothing.
+#[tokio::test]
+async fn an_auto_call_takes_one_write_before_it_and_one_after_it() {
+    use riposte_respond::{Class, OperationSpec, RunStore};
+    let journal: riposte_respond::store::Journal = Arc::default();
+    let mut cs = Connectors::new();
+    cs.add(Arc::new(Journaled {
+        journal: journal.clone(),
+        ops: vec![OperationSpec {
+            name: "tag_host".into(),
+            class: Class::Auto,
+            inverse: None,
+            irreversible: false,
+            idempotent: false,
+        }],
+    }));
+    let templates = Arc::new(Templates::default());
+    let text = "id: tag\nname: t\non: [case.created]\nsteps:\n  - id: tag\n    action: edr.tag_host\n    params: { host: WS-042 }\n";
+    let pb = playbook::load("t.yaml", text, &templates, Some(&cs)).unwrap();
+    let store = MemoryRunStore::new().journaling(journal.clone());
+    let e = Engine::new(Arc::new(store), Policy::default(), cs, templates);
+    e.activate(pb).await.unwrap();
+
+    let ev = event(TriggerKind::CaseCreated, "high", 1, None);
+    let started = e.on_event(&ev, t(0)).await.unwrap();
+    assert_eq!(started.len(), 1);
+    let act = e.store().all_actions().pop().unwrap();
+    assert_eq!(
+        *journal.lock().unwrap(),
+        [
+            format!("write {} sending", act.id),
+            format!("call {} tag_host", act.id),
+            format!("write {} succeeded", act.id),
+        ]
+    );
+    assert_eq!(act.attempts, 1);
+    let run = e.store().run(&started[0]).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    let trail: Vec<String> = e
+        .store()
+        .audit_trail()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "run.start",
+            "action.request",
+            "action.send",
+            "action.result",
+            "run.step",
+            "run.finish"
+        ]
+    );
+
+    assert!(e.on_event(&ev, t(1)).await.unwrap().is_empty(), "seen");
+    assert_eq!(journal.lock().unwrap().len(), 3, "no second call");
+    assert_eq!(e.store().audit_trail().len(), 6, "nothing more recorded");
 }

@@ -4,11 +4,12 @@
 //! Alerts arrive at a fixed rate (open loop: alert k is due at k/rate and its latency counts
 //! from its arrival); each is handed to the engine as an `alert.received` event on its own
 //! task, as the server does; a playbook whose `if` holds starts, renders its parameters,
-//! passes the policy gate, records the run and the action with their audit records in
-//! SQLite (one transaction each, as the server writes them: each survives a crash of the
-//! process when it returns; the step is `auto`, so its call leaves without waiting for a WAL
-//! sync, which the engine's tick does every second — an `approve` or `review` call would wait
-//! for one), then calls the connector.
+//! passes the policy gate, records the run with its action (already `sending`: the gate is
+//! open) and their audit records in SQLite in one write, as the server does (it survives a
+//! crash of the process when it returns; the step is `auto`, so its call leaves without
+//! waiting for a WAL sync, which the engine's tick does every second — an `approve` or
+//! `review` call would wait for one), then calls the connector. The result and the run's
+//! finish are the alert's second write.
 //! The connector only notes when it was called, so connector latency is excluded.
 
 use std::path::PathBuf;

@@ -50,6 +50,10 @@ const PAGE_SIZE: u32 = 32 * 1024;
 /// may append to the same chain from another process while the server runs.
 pub(crate) struct Writer {
     pub(crate) conn: SqliteConnection,
+    /// The response stage's group commits (`runs.rs`), `synchronous=NORMAL` for good: they
+    /// are synced by `flush`, and a connection of their own spares two `PRAGMA` round trips
+    /// per group. Behind the same mutex, so it never waits on SQLite's lock for `conn`.
+    pub(crate) response: SqliteConnection,
 }
 
 pub struct SqliteStore {
@@ -202,12 +206,19 @@ impl SqliteStore {
         )
         .await?;
         MIGRATOR.run(&mut conn).await?;
+        let response = SqliteConnection::connect_with(
+            &base
+                .clone()
+                .synchronous(SqliteSynchronous::Normal)
+                .pragma("temp_store", "memory"),
+        )
+        .await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(base.clone().read_only(true))
             .await?;
         Ok(SqliteStore {
-            writer: Mutex::new(Writer { conn }),
+            writer: Mutex::new(Writer { conn, response }),
             readers,
             path,
             checkpointer: None,
@@ -226,10 +237,13 @@ impl SqliteStore {
             return Ok(());
         }
         let conn = SqliteConnection::connect_with(&self.base).await?;
-        let mut w = self.writer.lock().await;
-        sqlx::query("PRAGMA wal_autocheckpoint = 0")
-            .execute(&mut w.conn)
-            .await?;
+        let mut guard = self.writer.lock().await;
+        let w = &mut *guard;
+        for c in [&mut w.conn, &mut w.response] {
+            sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                .execute(c)
+                .await?;
+        }
         self.checkpointer = Some(tokio::spawn(checkpoint_loop(conn)));
         Ok(())
     }
@@ -247,6 +261,9 @@ impl SqliteStore {
         }
         self.readers.close().await;
         let mut w = self.writer.into_inner();
+        if let Err(e) = w.response.close().await {
+            tracing::warn!(error = %e, "closing the database");
+        }
         // Closing checkpoints anyway; a failure here only leaves the WAL for the next open.
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut w.conn)

@@ -317,3 +317,123 @@ async fn case_changes_apply_once_and_survive_the_case_stage_rewriting_the_case()
         AuditVerdict::Intact { .. }
     ));
 }
+
+/// `commit` makes several writes all or none, inside the group commit: a refusal anywhere
+/// leaves no row and no audit record of the commit behind, while the writes of other
+/// commits in the same group stand.
+#[tokio::test]
+async fn a_commit_of_several_writes_applies_all_or_none() {
+    use riposte_respond::RunWrite;
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path()).await;
+
+    // A new run with its first action, already `sending`, in one write.
+    let r = run("run-1", "case-1");
+    let mut a = action("act-1", "run-1");
+    a.state = ActionState::Sending {
+        attempt: 1,
+        at: t(0),
+    };
+    a.attempts = 1;
+    let first = vec![
+        RunWrite::InsertRun {
+            run: r.clone(),
+            audits: vec![audit("run.start")],
+        },
+        RunWrite::InsertAction {
+            action: a.clone(),
+            audits: vec![audit("action.request"), audit("action.send")],
+        },
+    ];
+    assert!(s.commit(first.clone()).await.unwrap());
+    assert_eq!(s.action("act-1").await.unwrap().unwrap(), a);
+    assert_eq!(
+        audit_actions(&s).await,
+        ["run.start", "action.request", "action.send"]
+    );
+
+    // The same event again: the run is there, so its action is not inserted either.
+    let mut again = first;
+    if let RunWrite::InsertAction { action, .. } = &mut again[1] {
+        action.id = "act-2".into();
+    }
+    assert!(!s.commit(again).await.unwrap());
+    assert!(s.action("act-2").await.unwrap().is_none());
+
+    // The result with the run's finish; a stale run version refuses both.
+    let mut done = a.clone();
+    done.state = ActionState::Failed {
+        error: "x".into(),
+        at: t(1),
+    };
+    done.version = 2;
+    let mut stale = r.clone();
+    stale.version = 5;
+    assert!(
+        !s.commit(vec![
+            RunWrite::UpdateAction {
+                action: done.clone(),
+                audits: vec![audit("action.failed")],
+            },
+            RunWrite::UpdateRun {
+                run: stale,
+                audits: vec![audit("run.finish")],
+            },
+        ])
+        .await
+        .unwrap()
+    );
+    assert_eq!(s.action("act-1").await.unwrap().unwrap(), a, "taken back");
+    let mut finished = r.clone();
+    finished.version = 2;
+    finished.status = RunStatus::Failed;
+    // A case change applied before is skipped, not refused.
+    let tag = change(
+        "k-tag",
+        Change::Tag {
+            tags: vec!["x".into()],
+        },
+    );
+    assert!(
+        s.apply_case_change(&tag, audit("case.change"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.commit(vec![
+            RunWrite::CaseChange {
+                change: tag,
+                audits: vec![audit("case.change")],
+            },
+            RunWrite::UpdateAction {
+                action: done.clone(),
+                audits: vec![audit("action.failed")],
+            },
+            RunWrite::UpdateRun {
+                run: finished.clone(),
+                audits: vec![audit("run.step"), audit("run.finish")],
+            },
+        ])
+        .await
+        .unwrap()
+    );
+    assert_eq!(s.action("act-1").await.unwrap().unwrap(), done);
+    assert_eq!(s.run("run-1").await.unwrap().unwrap(), finished);
+    assert_eq!(
+        audit_actions(&s).await,
+        [
+            "run.start",
+            "action.request",
+            "action.send",
+            "case.change",
+            "action.failed",
+            "run.step",
+            "run.finish"
+        ]
+    );
+    s.flush().await.unwrap();
+    assert!(matches!(
+        verify_audit(&s).await.unwrap(),
+        AuditVerdict::Intact { records: 7, .. }
+    ));
+}
