@@ -121,10 +121,11 @@ fn measure(b: &CasesBench, dir: &std::path::Path) -> Result<()> {
             rate(secs)
         );
         println!(
-            "  memory: {} MiB for the open cases: {} B per open case, {} B per alert",
+            "  memory: {} MiB for the open cases: {} B per open case, {} B per alert; {} MiB of the process in huge pages",
             grown / (1 << 20),
             grown / open.max(1) as u64,
-            grown / held.max(1) as u64
+            grown / held.max(1) as u64,
+            crate::huge_pages::anon_huge_kib().unwrap_or(0) / 1024,
         );
         // 1b. The same on memory the allocator already has: a server's steady state, where
         //     closed cases give back what new ones take.
