@@ -132,8 +132,7 @@ impl CaseStage {
     pub fn place(&mut self, a: &Alert, touched: &mut Touched) {
         // One probe of the (large) map for both the duplicate check and the insert.
         let id: Arc<str> = Arc::from(a.id.as_str());
-        let std::collections::hash_map::Entry::Vacant(slot) = self.alerts.entry(id.clone())
-        else {
+        let std::collections::hash_map::Entry::Vacant(slot) = self.alerts.entry(id.clone()) else {
             return;
         };
         let decoy_use = (a.decoder == "deception"

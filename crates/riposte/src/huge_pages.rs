@@ -28,7 +28,13 @@ pub fn allow(on: bool) {
         // SAFETY: PR_SET_THP_DISABLE takes one integer argument (the rest must be zero) and
         // touches no memory of ours; a failure leaves the process as it was.
         unsafe {
-            libc::prctl(libc::PR_SET_THP_DISABLE, disable, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong);
+            libc::prctl(
+                libc::PR_SET_THP_DISABLE,
+                disable,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            );
         }
     }
     #[cfg(not(target_os = "linux"))]
@@ -43,7 +49,13 @@ pub fn allowed() -> Option<bool> {
     {
         // SAFETY: PR_GET_THP_DISABLE takes no argument and returns the flag (or -1).
         let r = unsafe {
-            libc::prctl(libc::PR_GET_THP_DISABLE, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong)
+            libc::prctl(
+                libc::PR_GET_THP_DISABLE,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
         };
         match r {
             0 => Some(true),
