@@ -4,15 +4,16 @@
 //! what a kernel in THP `madvise` mode waits for). Whether the kernel follows that advice is
 //! set here, once, for the whole process: `prctl(PR_SET_THP_DISABLE)` overrides the advice
 //! of every mapping, at fault time, so it takes effect even for arenas reserved before
-//! `main`.
+//! `main` (only what was touched before `main`, two huge pages, stays huge).
 //!
 //! - **Off** from the first line of `main` and for every short command, the one-shot Sigma
 //!   scan above all: a huge page is zeroed whole on first touch, and a process that lives
 //!   under a second uses little of each. The cold scan's peak RSS was ~150 MiB with huge pages
 //!   and ~100 MiB without (BENCHMARKS.md, "Detection").
-//! - **On** for the long-lived holders of large, randomly touched state: `serve`, `replay`
-//!   and `bench cases` (open cases, entity index, enrichment). With 4 KiB pages each first
-//!   touch is a fault and each look-up a likely TLB miss (BENCHMARKS.md, "Cases").
+//! - **On** for the long-lived holders of large, randomly touched state: `serve` and
+//!   `bench cases` (open cases, entity index, enrichment). With 4 KiB pages each look-up is a
+//!   likely TLB miss; huge pages made the passes on reused memory 15 – 25 % faster
+//!   (BENCHMARKS.md, "Cases"). `replay` stays off: with rules it is the one-shot scan.
 //!
 //! `PR_SET_THP_DISABLE` is inherited across `fork` and `execve`; every riposte process makes
 //! its own choice, so a child `riposte serve` (as `bench http` starts) still gets huge pages.
