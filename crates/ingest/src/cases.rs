@@ -137,7 +137,7 @@ impl CaseStage {
         };
         let decoy_use = (a.decoder == "deception"
             && a.original.get("ignored").is_none_or(Value::is_null))
-        .then(|| a.description.as_deref())
+        .then_some(a.description.as_deref())
         .flatten();
         let profile = match decoy_use {
             Some(u) => Arc::new(Profile::of(a, Some(u.into()))),
