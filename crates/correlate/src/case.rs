@@ -23,9 +23,10 @@ pub struct CaseEntity {
     pub kind: EntityKind,
     pub role: Role,
     pub value: Arc<str>,
-    /// [`entity_hash`] of kind and value: a case's entities are searched linearly, and this
-    /// settles almost every comparison without looking at the strings.
-    pub(crate) hash: u64,
+    /// [`entity_hash`] of kind and value, cut to 32 bits: a case's entities are searched
+    /// linearly, and this settles almost every comparison without looking at the strings.
+    /// 32 bits keep the entity at 24 bytes (the replay log holds one per alert entity).
+    pub(crate) hash: u32,
 }
 
 impl CaseEntity {
@@ -33,7 +34,7 @@ impl CaseEntity {
         CaseEntity {
             kind,
             role,
-            hash: entity_hash(kind, &value),
+            hash: entity_hash(kind, &value) as u32,
             value,
         }
     }
@@ -200,7 +201,7 @@ impl OpenCase {
 
     /// Where the entity `kind`/`value` is in the case's entities.
     pub(crate) fn find_entity(&self, kind: EntityKind, value: &Arc<str>) -> Option<usize> {
-        let hash = entity_hash(kind, value);
+        let hash = entity_hash(kind, value) as u32;
         self.entities
             .iter()
             .position(|x| x.hash == hash && x.kind == kind && same(&x.value, value))

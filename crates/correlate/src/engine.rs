@@ -1056,6 +1056,14 @@ mod tests {
         CaseEngine::new(&CaseConfig::default()).expect("defaults are valid")
     }
 
+    /// Every open alert's entities are in the replay log and its case: their size is
+    /// memory per alert (BENCHMARKS.md, "Cases").
+    #[test]
+    fn per_alert_records_stay_small() {
+        assert_eq!(std::mem::size_of::<CaseEntity>(), 24);
+        assert_eq!(std::mem::size_of::<LinkRef>(), 12);
+    }
+
     /// The open cases as `id: alert ids`, for readable assertions.
     fn shape(e: &CaseEngine) -> Vec<String> {
         e.open_cases()

@@ -24,10 +24,11 @@
 //! identities: [identities/people.yaml]
 //! ```
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use riposte_domain::{Canonicaliser, Entity, TechniqueId, Timestamp};
+use riposte_domain::{Canonicaliser, Entity, EntityKind, TechniqueId, Timestamp};
 use serde::Deserialize;
 
 use crate::attack::{self, Technique};
@@ -273,6 +274,17 @@ impl Source for EnrichmentSet {
     }
 
     fn enrich<'s>(&'s self, entity: &Entity, at: Timestamp, out: &mut Vec<Context<'s>>) {
+        // An address (or a host given as one) is parsed once for the inventory and the
+        // intel, each of which would parse it again; the contexts come in the same order.
+        if matches!(entity.kind, EntityKind::Ip | EntityKind::Host)
+            && let Ok(ip) = entity.value.parse::<IpAddr>()
+        {
+            if let Some(a) = self.assets.by_ip(ip) {
+                out.push(Context::Asset(a));
+            }
+            self.intel.match_ip(ip, at, out);
+            return;
+        }
         self.assets.enrich(entity, at, out);
         self.identities.enrich(entity, at, out);
         self.intel.enrich(entity, at, out);

@@ -15,14 +15,13 @@ use riposte_store::StoredCase;
 use serde_json::{Value, json};
 
 /// What the case stage keeps of each alert while its case is open: enough to explain and
-/// score it. Kept small: what the alerts of one rule have in common is one shared [`Profile`]
-/// (the id is the engine's own `Arc`, the time is in the formed case).
+/// score it. Kept small (16 bytes, a map entry of 32 with its key): what the alerts of one
+/// rule have in common is one shared [`Profile`] (the id is the engine's own `Arc`, the time
+/// is in the formed case).
 #[derive(Debug, Clone)]
 struct AlertInfo {
     profile: Arc<Profile>,
     severity: u8,
-    /// For a `deception` alert that counts: "decoy X (kind) used by Y at T".
-    decoy_use: Option<Box<str>>,
 }
 
 /// The part of an alert that repeats across the alerts of one rule or product.
@@ -33,16 +32,20 @@ struct Profile {
     product: Box<str>,
     techniques: Box<[TechniqueId]>,
     tactics: Box<[Box<str>]>,
+    /// For a `deception` alert that counts: "decoy X (kind) used by Y at T". Such an alert
+    /// has a profile of its own (rare, and it keeps every other alert's entry small).
+    decoy_use: Option<Box<str>>,
 }
 
 impl Profile {
-    fn of(a: &Alert) -> Profile {
+    fn of(a: &Alert, decoy_use: Option<Box<str>>) -> Profile {
         Profile {
             title: a.title.as_str().into(),
             decoder: a.decoder.as_str().into(),
             product: a.product.as_str().into(),
             techniques: a.techniques.clone().into_boxed_slice(),
             tactics: a.tactics.iter().map(|t| t.as_str().into()).collect(),
+            decoy_use,
         }
     }
 
@@ -79,7 +82,7 @@ impl Profiles {
         {
             return p.clone();
         }
-        let p = Arc::new(Profile::of(a));
+        let p = Arc::new(Profile::of(a, None));
         if self.count < MAX_INTERNED {
             self.by_hash.entry(h).or_default().push(p.clone());
             self.count += 1;
@@ -127,20 +130,23 @@ impl CaseStage {
     /// Places one alert, noting in `touched` what changed. An alert already placed (same id)
     /// changes nothing.
     pub fn place(&mut self, a: &Alert, touched: &mut Touched) {
-        if self.alerts.contains_key(a.id.as_str()) {
+        // One probe of the (large) map for both the duplicate check and the insert.
+        let id: Arc<str> = Arc::from(a.id.as_str());
+        let std::collections::hash_map::Entry::Vacant(slot) = self.alerts.entry(id.clone()) else {
             return;
-        }
+        };
         let decoy_use = (a.decoder == "deception"
             && a.original.get("ignored").is_none_or(Value::is_null))
-        .then(|| a.description.clone())
+        .then_some(a.description.as_deref())
         .flatten();
-        let info = AlertInfo {
-            profile: self.profiles.get(a),
-            severity: a.severity.score,
-            decoy_use: decoy_use.map(String::into_boxed_str),
+        let profile = match decoy_use {
+            Some(u) => Arc::new(Profile::of(a, Some(u.into()))),
+            None => self.profiles.get(a),
         };
-        let id: Arc<str> = Arc::from(a.id.as_str());
-        self.alerts.insert(id.clone(), info);
+        slot.insert(AlertInfo {
+            profile,
+            severity: a.severity.score,
+        });
         for c in self.engine.add_with_id(a, id) {
             touched.note(&c);
         }
@@ -235,7 +241,7 @@ impl CaseStage {
             products.insert(p.product.to_string());
             techniques.extend(p.techniques.iter().cloned());
             named_tactics.extend(p.tactics.iter().map(|t| &**t));
-            if let Some(u) = &info.decoy_use {
+            if let Some(u) = &p.decoy_use {
                 facts.decoy_uses.push(u.to_string());
             }
             if i < listed_from {
@@ -395,7 +401,11 @@ impl Touched {
             | C::Joined { case }
             | C::Revised { case }
             | C::EntityCapped { case, .. } => {
-                self.cases.insert(case.to_string());
+                // A case is usually touched again before the changes are written: look
+                // before copying its id.
+                if !self.cases.contains(&**case) {
+                    self.cases.insert(case.to_string());
+                }
             }
             C::Merged { case, absorbed } => {
                 self.cases.insert(case.to_string());

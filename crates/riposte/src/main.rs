@@ -7,6 +7,7 @@ mod bench_cases;
 mod bench_detect;
 mod bench_respond;
 mod config;
+mod huge_pages;
 mod playbook_cmd;
 mod respond_setup;
 mod rules;
@@ -152,6 +153,20 @@ enum Command {
     },
 }
 
+impl Command {
+    /// Long-lived holders of large, randomly touched state (see `huge_pages`); the one-shot
+    /// Sigma scan (`replay`, `bench detect`) and short commands are not.
+    fn wants_huge_pages(&self) -> bool {
+        matches!(
+            self,
+            Command::Serve { .. }
+                | Command::Bench {
+                    command: bench::BenchCommand::Cases { .. }
+                }
+        )
+    }
+}
+
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Create a token and print it, alone, on stdout. It is shown only this once.
@@ -195,6 +210,8 @@ enum AuditCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before anything sizeable is touched: off unless the command is one that wants them.
+    huge_pages::allow(false);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RIPOSTE_LOG")
@@ -203,6 +220,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    huge_pages::allow(cli.command.wants_huge_pages());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -240,7 +240,7 @@ impl ThreatIntel {
         }
     }
 
-    fn match_ip<'s>(&'s self, ip: IpAddr, at: Timestamp, out: &mut Vec<Context<'s>>) {
+    pub(crate) fn match_ip<'s>(&'s self, ip: IpAddr, at: Timestamp, out: &mut Vec<Context<'s>>) {
         let ip = fold_mapped(ip);
         if let Some(&h) = self.ips.get(&ip) {
             self.push_chain(h, at, out);
