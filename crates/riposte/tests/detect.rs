@@ -284,7 +284,9 @@ fn serve_correlates_a_password_spray_over_http_into_a_case_and_after_kill9() {
     std::fs::create_dir(dir.path().join("rules")).unwrap();
     std::fs::write(dir.path().join("rules/good.yml"), GOOD).unwrap();
     let cfg = dir.path().join("riposte.yaml");
-    std::fs::write(&cfg, "detection:\n  rules: [rules]\n").unwrap();
+    // The three requests must arrive within the reorder delay to be put back in order; 8 s
+    // rather than the default 2 s keeps that true on a loaded test machine.
+    std::fs::write(&cfg, "detection:\n  rules: [rules]\n  reorder_delay: 8s\n").unwrap();
     let data = dir.path().join("data");
     let mut srv = Server::start(&data, &["--config", cfg.to_str().unwrap()]);
     let t = srv.token.clone();
