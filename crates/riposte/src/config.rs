@@ -13,6 +13,7 @@
 //!   rules: [./sigma/rules, ./my-rules]   # files or folders; reloaded with decoys and enrichment
 //!   logsources: ./logsources.yaml        # extra logsource mapping (optional)
 //!   reorder_delay: 2s                    # serve: hold events this long to correlate in order
+//!   rule_cache: ./rules.cache            # parsed rules kept between starts (optional)
 //! respond:                               # the response engine (absent: none)
 //!   playbooks: ./playbooks               # *.yaml, one playbook each
 //!   connectors: ./connectors             # *.yaml, one connector each
@@ -86,6 +87,10 @@ pub struct DetectionConfig {
     /// alerts come that much later). Read at start-up.
     #[serde(default = "default_reorder_delay")]
     pub reorder_delay: jiff::SignedDuration,
+    /// A file that keeps the parsed rules between starts and reloads (keyed by each rule
+    /// text's hash), relative to the configuration file; without it every rule is parsed.
+    #[serde(default)]
+    pub rule_cache: Option<PathBuf>,
 }
 
 fn default_reorder_delay() -> jiff::SignedDuration {
@@ -234,11 +239,13 @@ impl Config {
         };
         let rules: Vec<PathBuf> = d.rules.iter().map(|r| self.base.join(r)).collect();
         let logsources = d.logsources.as_ref().map(|l| self.base.join(l));
+        let cache = d.rule_cache.as_ref().map(|c| self.base.join(c));
         Ok(Some(crate::rules::load(
             &rules,
             logsources.as_deref(),
             false,
             true,
+            cache.as_deref(),
         )?))
     }
 

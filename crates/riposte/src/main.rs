@@ -115,6 +115,10 @@ enum Command {
         /// Extra Sigma logsource mapping for `--rules` (YAML); its entries win.
         #[arg(long, requires = "rules")]
         logsources: Option<PathBuf>,
+        /// Keep the parsed rules in this file, keyed by each rule text's hash: the next run
+        /// skips parsing the rules that did not change (written when any rule was parsed).
+        #[arg(long, requires = "rules")]
+        rule_cache: Option<PathBuf>,
     },
     /// Check Sigma rules.
     Rules {
@@ -391,6 +395,7 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             quiet,
             rules,
             logsources,
+            rule_cache,
         } => {
             let config = Config::load(config.as_deref())?;
             let decoders = config.decoders()?;
@@ -414,7 +419,13 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let detector = if rules.is_empty() {
                 None
             } else {
-                let d = Arc::new(rules::load(&rules, logsources.as_deref(), true, true)?);
+                let d = Arc::new(rules::load(
+                    &rules,
+                    logsources.as_deref(),
+                    true,
+                    true,
+                    rule_cache.as_deref(),
+                )?);
                 rules::report_loaded(&d);
                 pipeline = pipeline.with_detector(d.clone());
                 Some(d)

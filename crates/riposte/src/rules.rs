@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use riposte_detect::{Detector, LoadOptions, Mapping, RuleText};
+use riposte_detect::{Detector, LoadOptions, Mapping, RuleCache, RuleText};
 
 #[derive(Subcommand)]
 pub enum RulesCommand {
@@ -92,12 +92,15 @@ pub fn mapping(extra: Option<&Path>) -> Result<Mapping> {
 
 /// Reads and loads rules, compiling lazily (per logsource seen) or all at once; with
 /// `defaults`, riposte's shipped correlations (password spray, brute force, spray then
-/// success) come too.
+/// success) come too. With `cache`, rule texts parsed before (same hash) are taken from that
+/// file, and it is rewritten when any text was parsed afresh; a missing, stale or damaged
+/// cache only costs the parse, and a cache that cannot be written is a warning.
 pub fn load(
     paths: &[PathBuf],
     logsources: Option<&Path>,
     lazy: bool,
     defaults: bool,
+    cache: Option<&Path>,
 ) -> Result<Detector> {
     let mut texts = read_rule_texts(paths)?;
     if defaults {
@@ -115,7 +118,33 @@ pub fn load(
         lazy,
         ..LoadOptions::default()
     };
-    Ok(Detector::load(&texts, mapping, &opts))
+    let Some(path) = cache else {
+        return Ok(Detector::load(&texts, mapping, &opts));
+    };
+    let c = match std::fs::read(path) {
+        Ok(bytes) => RuleCache::from_bytes(&bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => RuleCache::new(),
+        Err(e) => {
+            eprintln!(
+                "warning: rule cache {} cannot be read ({e}); parsing every rule",
+                path.display()
+            );
+            RuleCache::new()
+        }
+    };
+    let detector = Detector::load_cached(&texts, mapping, &opts, &c);
+    if c.misses() > 0 {
+        // Written beside and renamed, so a reader never sees half a cache.
+        let tmp = path.with_extension("tmp");
+        let written = std::fs::write(&tmp, c.to_bytes()).and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            eprintln!(
+                "warning: rule cache {} cannot be written ({e}); the next start parses again",
+                path.display()
+            );
+        }
+    }
+    Ok(detector)
 }
 
 /// One line of counts, on stderr.
@@ -141,7 +170,7 @@ pub fn run(command: RulesCommand) -> Result<ExitCode> {
             logsources,
             strict,
         } => {
-            let d = load(&paths, logsources.as_deref(), false, false)?;
+            let d = load(&paths, logsources.as_deref(), false, false, None)?;
             let s = d.stats();
             println!(
                 "{} files: {} detection rules loaded, {} correlation rules, {} refused, {} with a logsource no mapping covers",

@@ -126,6 +126,53 @@ fn replay_with_rules_stores_sigma_alerts_and_goes_on_past_damaged_input() {
     }
 }
 
+/// `--rule-cache`: the first run writes the parsed rules, the second takes them from the file
+/// and gives the same alerts; a damaged cache only costs the parse.
+#[test]
+fn replay_with_a_rule_cache_gives_the_same_alerts_as_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("rules.cache");
+    let replay = |n: u32| {
+        let out = dir.path().join(format!("out{n}.jsonl"));
+        let (code, _, err) = run(&[
+            "replay",
+            corpus(HH_CASE).to_str().unwrap(),
+            "--data-dir",
+            dir.path().join(format!("data{n}")).to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--rules",
+            corpus(HH_RULE).to_str().unwrap(),
+            "--rule-cache",
+            cache.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let mut ids: Vec<String> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|l| l["decoder"] == "sigma")
+            .map(|l| l["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let first = replay(1);
+    assert!(!first.is_empty());
+    let written = std::fs::read(&cache).unwrap();
+    assert!(!written.is_empty());
+    assert_eq!(replay(2), first);
+    // Unchanged rules: the cache was not rewritten.
+    assert_eq!(std::fs::read(&cache).unwrap(), written);
+    std::fs::write(&cache, b"\x00 not a cache").unwrap();
+    assert_eq!(replay(3), first);
+    assert_eq!(
+        std::fs::read(&cache).unwrap(),
+        written,
+        "rewritten after damage"
+    );
+}
+
 #[test]
 fn replay_runs_the_shipped_spray_correlations_in_time_order() {
     let dir = tempfile::tempdir().unwrap();
