@@ -309,10 +309,18 @@ impl<S: Store> CorrelationTask<S> {
         let (mut due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
             .into_iter()
             .partition(|(at, _)| all || now.duration_since(*at) >= self.hold);
-        self.held = wait;
         if due.is_empty() {
+            self.held = wait;
             return;
         }
+        // A held event older than the newest one due goes now too: held until its own delay
+        // ran out, it would be fed after a newer one (two requests a tick apart, the newer
+        // events first, would otherwise be fed out of order).
+        let newest = due.iter().map(|(_, e)| e.time).max();
+        let (older, wait): (Vec<_>, Vec<_>) =
+            wait.into_iter().partition(|(_, e)| Some(e.time) <= newest);
+        due.extend(older);
+        self.held = wait;
         due.sort_by(|(_, a), (_, b)| (a.time, &a.id).cmp(&(b.time, &b.id)));
         let events: Vec<Event> = due.into_iter().map(|(_, e)| e).collect();
         self.sync_rules().await;
