@@ -324,17 +324,9 @@ impl Detector {
     /// The rules (indices into [`Detector::rules`]) that match one decoded event, in rule
     /// order. `decoder` is the riposte decoder that read it, `action` its action.
     pub fn matches(&self, decoder: &str, action: &str, original: &Value) -> Vec<usize> {
-        let mut out: Vec<usize> = self
-            .evaluate(decoder, action, original, false, false)
-            .results
-            .iter()
-            .map(|(i, _)| *i)
-            .collect();
-        out.sort_unstable();
-        out
+        sorted_ids(&self.evaluate(decoder, action, original, false, false))
     }
 
-    /// The Sigma view of an event and `rsigma-eval`'s results for it.
     /// Whether an event matches a rule some correlation uses (so the correlation stage needs
     /// it); evaluates only those rules' groups.
     pub fn feeds_correlations(&self, decoder: &str, action: &str, original: &Value) -> bool {
@@ -379,14 +371,7 @@ impl Detector {
             with_results: false,
             reference: true,
         };
-        let mut out: Vec<usize> = self
-            .evaluate_as(decoder, action, original, pass)
-            .results
-            .iter()
-            .map(|(i, _)| *i)
-            .collect();
-        out.sort_unstable();
-        out
+        sorted_ids(&self.evaluate_as(decoder, action, original, pass))
     }
 
     fn evaluate_as<'v>(
@@ -496,6 +481,13 @@ impl Detector {
             group.evaluate(&view, pass.with_results, out);
         }
     }
+}
+
+/// The matching rules of an evaluation, in rule order.
+fn sorted_ids(ev: &Evaluated<'_>) -> Vec<usize> {
+    let mut out: Vec<usize> = ev.results.iter().map(|(i, _)| *i).collect();
+    out.sort_unstable();
+    out
 }
 
 /// What one evaluation of an event asks for.

@@ -4,7 +4,7 @@
 //! After a commit, the ingest paths hand the events a correlation's base rules match
 //! ([`riposte_ingest::Decoding::correlation_events`]) to one task, which owns the
 //! [`Correlator`] (its windows are state, so one writer). The task holds each event for the
-//! reorder delay ([`DEFAULT_HOLD`] unless configured) after it arrives and feeds what is due in (event time, id) order, so events sent
+//! reorder delay ([`DEFAULT_HOLD`] unless configured) after it arrives and feeds what is due, with every held event older than it, in (event time, id) order, so events sent
 //! at about the same time by several senders, or in one request out of order, are counted as
 //! replay counts them. An event that arrives later than that, older than events already fed,
 //! is still fed at its own time and counted in [`CorrelationStats::late`]; its group's window
