@@ -12,6 +12,7 @@
 //!
 //! It does not decode, judge or correlate anything: it stores what the pipeline hands it.
 
+mod response_writer;
 mod runs;
 mod sqlite;
 

@@ -13,14 +13,16 @@
 use riposte_domain::Timestamp;
 use riposte_respond::run::{AuditEntry, Change};
 use riposte_respond::{ActionRecord, CaseChange, Playbook, RespondError, Run, RunStore, RunWrite};
+use rusqlite::types::ToSql;
+use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{Connection, Row};
+use sqlx::Row;
 use std::collections::HashMap;
 
-use crate::sqlite::{BEGIN, append_audits, merge_annotations, now, read_head};
+use crate::response_writer::{Job, Wrote, rs_err};
+use crate::sqlite::{merge_annotations, now};
 use crate::{SqliteStore, StoreError, compress_doc, decompress_doc};
 
 fn err(e: impl Into<StoreError>) -> RespondError {
@@ -70,114 +72,6 @@ async fn docs<T: DeserializeOwned>(
         .collect()
 }
 
-/// What one write of the response stage did: nothing (it did not apply, and wrote
-/// nothing), or its change, with the audit record that goes with it.
-pub(crate) enum Wrote {
-    Nothing,
-    Applied(Vec<AuditEntry>),
-}
-
-/// One write of the response stage, waiting to be committed with others. A write that
-/// returns [`Wrote::Nothing`] must have written nothing.
-pub(crate) type ResponseWrite = Box<
-    dyn for<'c> FnOnce(
-            &'c mut SqliteConnection,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<Wrote, RespondError>> + Send + 'c>,
-        > + Send,
->;
-
-/// Where a queued write's result goes.
-type Reply = tokio::sync::oneshot::Sender<Result<bool, RespondError>>;
-
-/// Writes waiting for the next group commit, each with where its result goes.
-#[derive(Default)]
-pub(crate) struct WriteQueue(std::sync::Mutex<Vec<(ResponseWrite, Reply)>>);
-
-impl SqliteStore {
-    /// Runs one write of the response stage in a group commit: every write queued while the
-    /// writer is busy goes into the next transaction, their audit records are appended to
-    /// the chain together, in order, and one commit makes them all. A write that fails
-    /// fails its whole group (nothing of it is kept; each caller gets the error). Commits
-    /// are made without a sync of their own (they survive a crash of the process when this
-    /// returns); `flush` syncs them. Many concurrent runs thus cost one commit, not one each.
-    async fn write_tx<F>(&self, f: F) -> Result<bool, RespondError>
-    where
-        F: for<'c> FnOnce(
-                &'c mut SqliteConnection,
-            ) -> std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<Wrote, RespondError>> + Send + 'c>,
-            > + Send
-            + 'static,
-    {
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
-        self.queue
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((Box::new(f), tx));
-        let mut w = self.writer.lock().await;
-        // A group the writer took before us may have held ours.
-        if let Ok(r) = rx.try_recv() {
-            return r;
-        }
-        let batch = std::mem::take(&mut *self.queue.0.lock().unwrap_or_else(|p| p.into_inner()));
-        self.commit_batch(&mut w.response, batch).await;
-        drop(w);
-        rx.await.unwrap_or_else(|_| {
-            Err(RespondError::Store(
-                "a queued write was dropped before its commit".into(),
-            ))
-        })
-    }
-
-    /// Commits `batch` as one transaction and answers each write.
-    async fn commit_batch(&self, conn: &mut SqliteConnection, batch: Vec<(ResponseWrite, Reply)>) {
-        let mut replies = Vec::with_capacity(batch.len());
-        let mut applied = Vec::with_capacity(batch.len());
-        let committed: Result<(), RespondError> = async {
-            let mut tx = conn.begin_with(BEGIN).await.map_err(err)?;
-            let mut audits = Vec::new();
-            for (write, reply) in batch {
-                replies.push(reply);
-                match write(&mut tx).await? {
-                    Wrote::Nothing => applied.push(false),
-                    Wrote::Applied(a) => {
-                        applied.push(true);
-                        audits.extend(a);
-                    }
-                }
-            }
-            if !audits.is_empty() {
-                let head = read_head(&mut tx).await.map_err(err)?;
-                append_audits(&mut tx, head, audits).await.map_err(err)?;
-            }
-            tx.commit().await.map_err(err)
-        }
-        .await;
-        match committed {
-            Ok(()) => {
-                let n = applied.iter().filter(|a| **a).count();
-                self.wal_sync
-                    .committed
-                    .fetch_add(n as u64, std::sync::atomic::Ordering::AcqRel);
-                for (reply, a) in replies.into_iter().zip(applied) {
-                    let _ = reply.send(Ok(a));
-                }
-            }
-            Err(e) => {
-                // Writes after the failing one were never run: their senders went with the
-                // batch, and their callers get the "dropped" error.
-                for reply in replies {
-                    let _ = reply.send(Err(RespondError::Store(format!(
-                        "a group commit of response records failed: {e}"
-                    ))));
-                }
-            }
-        }
-    }
-}
-
 impl RunStore for SqliteStore {
     async fn put_playbook(&self, playbook: &Playbook) -> Result<(), RespondError> {
         let doc = pack("playbook", &playbook.id, playbook)?;
@@ -212,8 +106,7 @@ impl RunStore for SqliteStore {
             run: run.clone(),
             audits: vec![audit],
         })?;
-        self.write_tx(move |c| Box::pin(async move { w.apply(c).await }))
-            .await
+        self.response.submit(Job::One(w)).await
     }
 
     async fn update_run(&self, run: &Run, audit: Option<AuditEntry>) -> Result<bool, RespondError> {
@@ -221,8 +114,7 @@ impl RunStore for SqliteStore {
             run: run.clone(),
             audits: audit.into_iter().collect(),
         })?;
-        self.write_tx(move |c| Box::pin(async move { w.apply(c).await }))
-            .await
+        self.response.submit(Job::One(w)).await
     }
 
     async fn run(&self, id: &str) -> Result<Option<Run>, RespondError> {
@@ -264,8 +156,7 @@ impl RunStore for SqliteStore {
             action: action.clone(),
             audits: vec![audit],
         })?;
-        self.write_tx(move |c| Box::pin(async move { w.apply(c).await }))
-            .await
+        self.response.submit(Job::One(w)).await
     }
 
     async fn update_action(
@@ -277,8 +168,7 @@ impl RunStore for SqliteStore {
             action: action.clone(),
             audits: vec![audit],
         })?;
-        self.write_tx(move |c| Box::pin(async move { w.apply(c).await }))
-            .await
+        self.response.submit(Job::One(w)).await
     }
 
     async fn action(&self, id: &str) -> Result<Option<ActionRecord>, RespondError> {
@@ -315,8 +205,7 @@ impl RunStore for SqliteStore {
     }
 
     async fn record(&self, audit: AuditEntry) -> Result<(), RespondError> {
-        self.write_tx(move |_| Box::pin(async move { Ok(Wrote::Applied(vec![audit])) }))
-            .await?;
+        self.response.submit(Job::Audit(audit)).await?;
         Ok(())
     }
 
@@ -329,8 +218,7 @@ impl RunStore for SqliteStore {
             change: change.clone(),
             audits: vec![audit],
         })?;
-        self.write_tx(move |c| Box::pin(async move { w.apply(c).await }))
-            .await
+        self.response.submit(Job::One(w)).await
     }
 
     async fn commit(&self, writes: Vec<RunWrite>) -> Result<bool, RespondError> {
@@ -338,58 +226,55 @@ impl RunStore for SqliteStore {
             .into_iter()
             .map(Prepared::new)
             .collect::<Result<Vec<_>, _>>()?;
-        if ws.is_empty() {
-            return Ok(true);
+        match ws.len() {
+            0 => Ok(true),
+            1 => match ws.pop() {
+                Some(w) => self.response.submit(Job::One(w)).await,
+                None => Ok(true),
+            },
+            _ => self.response.submit(Job::All(ws)).await,
         }
-        if ws.len() == 1
-            && let Some(w) = ws.pop()
-        {
-            return self
-                .write_tx(move |c| Box::pin(async move { w.apply(c).await }))
-                .await;
-        }
-        self.write_tx(move |c| {
-            Box::pin(async move {
-                // All or none, without a savepoint: one makes SQLite copy every page the
-                // writes touch (32 KiB each) into its journal, which a profile found to be a
-                // fifth of the process's instructions. The writes after the first are judged
-                // before any is made (against the stored rows, and the versions the writes
-                // before them leave), so the first one's own refusal is the only one left,
-                // and it comes before anything is written.
-                let mut versions: HashMap<(&'static str, String), u64> = HashMap::new();
-                if let Some((table, id, v)) = ws.first().and_then(Prepared::row) {
-                    versions.insert((table, id), v);
-                }
-                for w in ws.iter().skip(1) {
-                    if !w.allowed(c, &mut versions).await? {
-                        return Ok(Wrote::Nothing);
-                    }
-                }
-                let mut audits = Vec::new();
-                for (i, w) in ws.into_iter().enumerate() {
-                    let skippable = matches!(w.write, RunWrite::CaseChange { .. });
-                    match w.apply(c).await? {
-                        Wrote::Applied(a) => audits.extend(a),
-                        Wrote::Nothing if skippable => {}
-                        Wrote::Nothing if i == 0 => return Ok(Wrote::Nothing),
-                        Wrote::Nothing => {
-                            // Judged allowed under the write lock a moment ago: failing the
-                            // group is the only way left to keep this commit all or none.
-                            return Err(RespondError::Store(
-                                "a write judged allowed was refused".into(),
-                            ));
-                        }
-                    }
-                }
-                Ok(Wrote::Applied(audits))
-            })
-        })
-        .await
     }
 }
 
+/// Applies `ws` all or none inside the writer's group transaction.
+///
+/// Without a savepoint: one makes SQLite copy every page the writes touch (32 KiB each) into
+/// its journal, which a profile found to be a fifth of the process's instructions. The
+/// writes after the first are judged before any is made (against the stored rows, and the
+/// versions the writes before them leave), so the first one's own refusal is the only one
+/// left, and it comes before anything is written.
+pub(crate) fn apply_all(c: &Connection, ws: Vec<Prepared>) -> Result<Wrote, RespondError> {
+    let mut versions: HashMap<(&'static str, String), u64> = HashMap::new();
+    if let Some((table, id, v)) = ws.first().and_then(Prepared::row) {
+        versions.insert((table, id), v);
+    }
+    for w in ws.iter().skip(1) {
+        if !w.allowed(c, &mut versions)? {
+            return Ok(Wrote::Nothing);
+        }
+    }
+    let mut audits = Vec::new();
+    for (i, w) in ws.into_iter().enumerate() {
+        let skippable = matches!(w.write, RunWrite::CaseChange { .. });
+        match w.apply(c)? {
+            Wrote::Applied(a) => audits.extend(a),
+            Wrote::Nothing if skippable => {}
+            Wrote::Nothing if i == 0 => return Ok(Wrote::Nothing),
+            Wrote::Nothing => {
+                // Judged allowed under the write lock a moment ago: failing the group is
+                // the only way left to keep this commit all or none.
+                return Err(RespondError::Store(
+                    "a write judged allowed was refused".into(),
+                ));
+            }
+        }
+    }
+    Ok(Wrote::Applied(audits))
+}
+
 /// A [`RunWrite`] with its document packed (off the writer, on the caller's thread).
-struct Prepared {
+pub(crate) struct Prepared {
     write: RunWrite,
     doc: Vec<u8>,
 }
@@ -423,9 +308,9 @@ impl Prepared {
 
     /// Whether this write would apply after the ones `versions` records (the rows they
     /// leave), then records its own. A case change always applies (or is skipped).
-    async fn allowed(
+    fn allowed(
         &self,
-        c: &mut SqliteConnection,
+        c: &Connection,
         versions: &mut HashMap<(&'static str, String), u64>,
     ) -> Result<bool, RespondError> {
         let Some((table, id, version)) = self.row() else {
@@ -436,15 +321,16 @@ impl Prepared {
             Some(v) => Some(*v),
             None => {
                 let sql = if table == "runs" {
-                    "SELECT version FROM runs WHERE id = ?"
+                    "SELECT version FROM runs WHERE id = ?1"
                 } else {
-                    "SELECT version FROM actions WHERE id = ?"
+                    "SELECT version FROM actions WHERE id = ?1"
                 };
-                let v: Option<i64> = sqlx::query_scalar(sql)
-                    .bind(key.1.as_str())
-                    .fetch_optional(&mut *c)
-                    .await
-                    .map_err(err)?;
+                let v: Option<i64> = c
+                    .prepare_cached(sql)
+                    .map_err(rs_err)?
+                    .query_row([key.1.as_str()], |r| r.get(0))
+                    .optional()
+                    .map_err(rs_err)?;
                 v.map(|v| v as u64)
             }
         };
@@ -463,110 +349,102 @@ impl Prepared {
 
     /// Runs the write on the group's transaction; [`Wrote::Nothing`] when it is refused
     /// (and then it wrote nothing).
-    async fn apply(self, c: &mut SqliteConnection) -> Result<Wrote, RespondError> {
+    pub(crate) fn apply(self, c: &Connection) -> Result<Wrote, RespondError> {
         let doc = self.doc;
+        let exec = |sql: &str, params: &[&dyn ToSql]| -> Result<usize, RespondError> {
+            c.prepare_cached(sql)
+                .map_err(rs_err)?
+                .execute(params)
+                .map_err(rs_err)
+        };
         let (n, audits) = match self.write {
             RunWrite::InsertRun { run, audits } => {
-                let n = sqlx::query(
+                let n = exec(
                     "INSERT OR IGNORE INTO runs (id, playbook_id, playbook_hash, case_id, status, \
                      wake_ms, version, created_ms, updated_ms, doc) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                )
-                .bind(run.id.as_str())
-                .bind(run.playbook_id.as_str())
-                .bind(run.playbook_hash.as_str())
-                .bind(run.case_id.as_deref())
-                .bind(run_status(&run))
-                .bind(run.wake_at.map(ms))
-                .bind(run.version as i64)
-                .bind(ms(run.created_at))
-                .bind(ms(run.updated_at))
-                .bind(doc)
-                .execute(&mut *c)
-                .await
-                .map_err(err)?
-                .rows_affected();
+                    rusqlite::params![
+                        run.id,
+                        run.playbook_id,
+                        run.playbook_hash,
+                        run.case_id,
+                        run_status(&run),
+                        run.wake_at.map(ms),
+                        run.version as i64,
+                        ms(run.created_at),
+                        ms(run.updated_at),
+                        doc,
+                    ],
+                )?;
                 (n, audits)
             }
             RunWrite::UpdateRun { run, audits } => {
-                let n = sqlx::query(
+                let n = exec(
                     "UPDATE runs SET status = ?, case_id = ?, wake_ms = ?, version = ?, \
                      updated_ms = ?, doc = ? WHERE id = ? AND version = ?",
-                )
-                .bind(run_status(&run))
-                .bind(run.case_id.as_deref())
-                .bind(run.wake_at.map(ms))
-                .bind(run.version as i64)
-                .bind(ms(run.updated_at))
-                .bind(doc)
-                .bind(run.id.as_str())
-                .bind(run.version as i64 - 1)
-                .execute(&mut *c)
-                .await
-                .map_err(err)?
-                .rows_affected();
+                    rusqlite::params![
+                        run_status(&run),
+                        run.case_id,
+                        run.wake_at.map(ms),
+                        run.version as i64,
+                        ms(run.updated_at),
+                        doc,
+                        run.id,
+                        run.version as i64 - 1,
+                    ],
+                )?;
                 (n, audits)
             }
             RunWrite::InsertAction { action: a, audits } => {
-                let n = sqlx::query(
+                let n = exec(
                     "INSERT OR IGNORE INTO actions (id, run_id, case_id, connector, operation, \
                      class, state, open, expires_ms, version, created_ms, updated_ms, doc) \
                      VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                )
-                .bind(a.id.as_str())
-                .bind(a.run_id.as_deref())
-                .bind(a.case_id.as_deref())
-                .bind(a.connector.as_str())
-                .bind(a.operation.as_str())
-                .bind(a.class.as_str())
-                .bind(a.state.name())
-                .bind(a.is_open())
-                .bind(a.expires_at.map(ms))
-                .bind(a.version as i64)
-                .bind(ms(a.created_at))
-                .bind(ms(a.updated_at))
-                .bind(doc)
-                .execute(&mut *c)
-                .await
-                .map_err(err)?
-                .rows_affected();
+                    rusqlite::params![
+                        a.id,
+                        a.run_id,
+                        a.case_id,
+                        a.connector,
+                        a.operation,
+                        a.class.as_str(),
+                        a.state.name(),
+                        a.is_open(),
+                        a.expires_at.map(ms),
+                        a.version as i64,
+                        ms(a.created_at),
+                        ms(a.updated_at),
+                        doc,
+                    ],
+                )?;
                 (n, audits)
             }
             RunWrite::UpdateAction { action: a, audits } => {
-                let n = sqlx::query(
+                let n = exec(
                     "UPDATE actions SET class = ?, state = ?, open = ?, expires_ms = ?, \
                      version = ?, updated_ms = ?, doc = ? WHERE id = ? AND version = ?",
-                )
-                .bind(a.class.as_str())
-                .bind(a.state.name())
-                .bind(a.is_open())
-                .bind(a.expires_at.map(ms))
-                .bind(a.version as i64)
-                .bind(ms(a.updated_at))
-                .bind(doc)
-                .bind(a.id.as_str())
-                .bind(a.version as i64 - 1)
-                .execute(&mut *c)
-                .await
-                .map_err(err)?
-                .rows_affected();
+                    rusqlite::params![
+                        a.class.as_str(),
+                        a.state.name(),
+                        a.is_open(),
+                        a.expires_at.map(ms),
+                        a.version as i64,
+                        ms(a.updated_at),
+                        doc,
+                        a.id,
+                        a.version as i64 - 1,
+                    ],
+                )?;
                 (n, audits)
             }
             RunWrite::CaseChange { change, audits } => {
-                let n = sqlx::query(
+                let n = exec(
                     "INSERT OR IGNORE INTO case_changes_applied (key, case_id, applied_ms) \
                      VALUES (?, ?, ?)",
-                )
-                .bind(change.key.as_str())
-                .bind(change.case_id.as_str())
-                .bind(ms(now()))
-                .execute(&mut *c)
-                .await
-                .map_err(err)?
-                .rows_affected();
+                    rusqlite::params![change.key, change.case_id, ms(now())],
+                )?;
                 if n == 0 {
                     return Ok(Wrote::Nothing);
                 }
-                let found = change_case(c, &change).await?;
+                let found = change_case(c, &change)?;
                 let mut audits = audits;
                 if !found {
                     for a in &mut audits {
@@ -596,15 +474,25 @@ type ChangeRow = (
 );
 
 /// Applies one change to the case row and its document; `false` when there is no such case.
-async fn change_case(c: &mut SqliteConnection, change: &CaseChange) -> Result<bool, RespondError> {
+fn change_case(c: &Connection, change: &CaseChange) -> Result<bool, RespondError> {
     let id = change.case_id.as_str();
-    let row: Option<ChangeRow> = sqlx::query_as(
-        "SELECT status, assignee, verdict, tags, notes, doc FROM cases WHERE id = ?",
-    )
-    .bind(id)
-    .fetch_optional(&mut *c)
-    .await
-    .map_err(err)?;
+    let row: Option<ChangeRow> = c
+        .prepare_cached(
+            "SELECT status, assignee, verdict, tags, notes, doc FROM cases WHERE id = ?1",
+        )
+        .map_err(rs_err)?
+        .query_row([id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .optional()
+        .map_err(rs_err)?;
     let Some((status, assignee, verdict, tags, notes, doc)) = row else {
         return Ok(false);
     };
@@ -658,21 +546,22 @@ async fn change_case(c: &mut SqliteConnection, change: &CaseChange) -> Result<bo
     }
     merge_annotations(&mut doc, Some(&tags_text), Some(&notes_text));
     let packed = compress_doc(&serde_json::to_vec(&doc).unwrap_or_default());
-    sqlx::query(
+    c.prepare_cached(
         "UPDATE cases SET status = ?, assignee = ?, verdict = ?, tags = ?, notes = ?, \
          updated_ms = ?, doc = ? WHERE id = ?",
     )
-    .bind(status)
-    .bind(assignee)
-    .bind(verdict)
-    .bind(tags_text)
-    .bind(notes_text)
-    .bind(ms(now()))
-    .bind(packed)
-    .bind(id)
-    .execute(&mut *c)
-    .await
-    .map_err(err)?;
+    .map_err(rs_err)?
+    .execute(rusqlite::params![
+        status,
+        assignee,
+        verdict,
+        tags_text,
+        notes_text,
+        ms(now()),
+        packed,
+        id
+    ])
+    .map_err(rs_err)?;
     Ok(true)
 }
 
@@ -765,6 +654,52 @@ mod tests {
         s.flush().await.unwrap();
         assert_eq!(s.wal_sync.synced().await, 0);
         assert_eq!(synchronous(&s).await, 1, "NORMAL");
+    }
+
+    /// The response writer's thread and the sqlx writer append to one audit chain at the
+    /// same time: every record lands once, in one unbroken chain.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_writers_append_to_one_unbroken_chain() {
+        use crate::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(
+            SqliteStore::open(dir.path(), Durability::Full)
+                .await
+                .unwrap(),
+        );
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..150 {
+            let s = s.clone();
+            set.spawn(async move {
+                if i % 3 == 0 {
+                    s.audit("t", "token.create", json!({"n": i}))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                } else {
+                    s.insert_run(&run(&format!("r{i}")), entry())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            });
+        }
+        while let Some(j) = set.join_next().await {
+            j.unwrap().unwrap();
+        }
+        let verdict = crate::verify_audit(&*s).await.unwrap();
+        assert!(
+            matches!(verdict, crate::AuditVerdict::Intact { records: 150, .. }),
+            "{verdict:?}"
+        );
+        let s = std::sync::Arc::into_inner(s).unwrap();
+        s.close().await;
+        // Everything the writer thread committed is there after a reopen.
+        let s = SqliteStore::open(dir.path(), Durability::Full)
+            .await
+            .unwrap();
+        assert!(s.run("r149").await.unwrap().is_some());
+        assert!(s.run("r1").await.unwrap().is_some());
     }
 
     /// Concurrent writes share commits; each is applied or refused on its own, and the audit

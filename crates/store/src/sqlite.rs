@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use riposte_domain::audit::{AuditBody, AuditRecord, GENESIS};
@@ -21,6 +22,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 use std::collections::HashMap;
 use tokio::sync::Mutex;
 
+use crate::response_writer::ResponseWriter;
 use crate::{
     CasePatch, CaseQuery, DeadLetter, IngestBatch, IngestOutcome, ListQuery, Page, Store,
     StoreError, StoredCase, StoredRecord, TokenInfo, compress_doc, decompress_doc,
@@ -40,31 +42,34 @@ pub enum Durability {
 /// Rows per multi-row INSERT: fewer round trips to SQLite, within its variable limit.
 const CHUNK: usize = 256;
 
-/// Large pages: a stored record is about 1 KiB compressed, and 32 KiB pages keep the id index
-/// shallow and cut write calls; `bench replay` measured 35k records/s against 25k with 4 KiB
-/// pages (BENCHMARKS.md). Takes effect when the database is created.
-const PAGE_SIZE: u32 = 32 * 1024;
+/// SQLite's page size, fixed when the database is created (an existing database keeps its
+/// own). Small pages, because every commit writes each page it touches whole into the WAL:
+/// with 32 KiB pages a response-stage alert (two small commits) wrote 216 KB, and at 1,000
+/// alerts/s the copying and checksumming of those pages set the response tail (p99 23 – 63
+/// ms against 4.8 – 8.1 ms with 4 KiB pages, same build, BENCHMARKS.md "Response"). Bulk
+/// ingest pays for it: `bench replay` measured 58,700 records/s with 32 KiB pages and 50,000
+/// with 4 KiB (BENCHMARKS.md "Replay").
+const PAGE_SIZE: u32 = 4 * 1024;
 
 /// The writing connection. The audit head is read inside each write transaction (begun
 /// IMMEDIATE, so it holds SQLite's write lock), because `riposte token …` and other commands
 /// may append to the same chain from another process while the server runs.
 pub(crate) struct Writer {
     pub(crate) conn: SqliteConnection,
-    /// The response stage's group commits (`runs.rs`), `synchronous=NORMAL` for good: they
-    /// are synced by `flush`, and a connection of their own spares two `PRAGMA` round trips
-    /// per group. Behind the same mutex, so it never waits on SQLite's lock for `conn`.
-    pub(crate) response: SqliteConnection,
 }
 
 pub struct SqliteStore {
-    pub(crate) writer: Mutex<Writer>,
+    /// Shared with the response writer's thread, which holds it for each of its groups.
+    pub(crate) writer: Arc<Mutex<Writer>>,
+    /// The response stage's group commits on a thread of their own (`response_writer.rs`),
+    /// `synchronous=NORMAL` for good: they are synced by `flush`.
+    pub(crate) response: ResponseWriter,
     pub(crate) readers: SqlitePool,
     path: PathBuf,
     checkpointer: Option<tokio::task::JoinHandle<()>>,
     base: SqliteConnectOptions,
     pub(crate) durability: Durability,
     pub(crate) wal_sync: WalSync,
-    pub(crate) queue: crate::runs::WriteQueue,
 }
 
 /// Group sync of the WAL for writes committed without one (the response stage's, see
@@ -73,7 +78,7 @@ pub struct SqliteStore {
 #[derive(Default)]
 pub(crate) struct WalSync {
     /// Commits made without a sync of their own, counted as they return.
-    pub(crate) committed: std::sync::atomic::AtomicU64,
+    pub(crate) committed: Arc<std::sync::atomic::AtomicU64>,
     /// The count the last completed sync covered.
     synced: Mutex<u64>,
 }
@@ -206,26 +211,22 @@ impl SqliteStore {
         )
         .await?;
         MIGRATOR.run(&mut conn).await?;
-        let response = SqliteConnection::connect_with(
-            &base
-                .clone()
-                .synchronous(SqliteSynchronous::Normal)
-                .pragma("temp_store", "memory"),
-        )
-        .await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(base.clone().read_only(true))
             .await?;
+        let writer = Arc::new(Mutex::new(Writer { conn }));
+        let wal_sync = WalSync::default();
+        let response = ResponseWriter::start(&path, writer.clone(), wal_sync.committed.clone())?;
         Ok(SqliteStore {
-            writer: Mutex::new(Writer { conn, response }),
+            writer,
+            response,
             readers,
             path,
             checkpointer: None,
             base: base.synchronous(sync),
             durability,
-            wal_sync: WalSync::default(),
-            queue: Default::default(),
+            wal_sync,
         })
     }
 
@@ -237,13 +238,19 @@ impl SqliteStore {
             return Ok(());
         }
         let conn = SqliteConnection::connect_with(&self.base).await?;
-        let mut guard = self.writer.lock().await;
-        let w = &mut *guard;
-        for c in [&mut w.conn, &mut w.response] {
+        {
+            let mut w = self.writer.lock().await;
             sqlx::query("PRAGMA wal_autocheckpoint = 0")
-                .execute(c)
+                .execute(&mut w.conn)
                 .await?;
         }
+        self.response
+            .submit(crate::response_writer::Job::NoAutoCheckpoint)
+            .await
+            .map_err(|e| StoreError::Io {
+                what: "turning off the response writer's inline checkpoints".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         self.checkpointer = Some(tokio::spawn(checkpoint_loop(conn)));
         Ok(())
     }
@@ -260,10 +267,13 @@ impl SqliteStore {
             let _ = c.await;
         }
         self.readers.close().await;
-        let mut w = self.writer.into_inner();
-        if let Err(e) = w.response.close().await {
-            tracing::warn!(error = %e, "closing the database");
-        }
+        // The response writer first: it answers what it holds, then lets go of the writer.
+        self.response.stop().await;
+        let Ok(w) = Arc::try_unwrap(self.writer) else {
+            tracing::warn!("the writer is still shared at close; the next open replays the WAL");
+            return;
+        };
+        let mut w = w.into_inner();
         // Closing checkpoints anyway; a failure here only leaves the WAL for the next open.
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&mut w.conn)
@@ -332,54 +342,6 @@ pub(crate) async fn append_audit(
     .execute(&mut *conn)
     .await?;
     Ok((seq, record.hash))
-}
-
-/// Seals and inserts audit records in order inside `tx` (multi-row inserts), then moves the
-/// head once; returns the new head.
-pub(crate) async fn append_audits(
-    conn: &mut SqliteConnection,
-    mut head: (u64, [u8; 32]),
-    entries: Vec<riposte_respond::run::AuditEntry>,
-) -> Result<(u64, [u8; 32]), StoreError> {
-    let at = now();
-    let mut rows = Vec::with_capacity(entries.len());
-    for e in entries {
-        let seq = head.0 + 1;
-        let record = AuditRecord::seal(
-            &AuditBody {
-                seq,
-                at,
-                actor: e.actor,
-                action: e.action,
-                detail: e.detail,
-            },
-            head.1,
-        );
-        head = (seq, record.hash);
-        rows.push((seq, record));
-    }
-    for chunk in rows.chunks(CHUNK) {
-        let mut sql = String::from("INSERT INTO audit (seq, prev, hash, body) VALUES ");
-        push_params(&mut sql, chunk.len(), "(?, ?, ?, ?)");
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (seq, r) in chunk {
-            q = q
-                .bind(*seq as i64)
-                .bind(r.prev.to_vec())
-                .bind(r.hash.to_vec())
-                .bind(r.body.clone());
-        }
-        q.execute(&mut *conn).await?;
-    }
-    sqlx::query(
-        "INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?) \
-         ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-    )
-    .bind(head.0 as i64)
-    .bind(head.1.to_vec())
-    .execute(&mut *conn)
-    .await?;
-    Ok(head)
 }
 
 async fn insert_records(
