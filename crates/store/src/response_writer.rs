@@ -35,7 +35,7 @@ const MAX_GROUP: usize = 512;
 /// One unit of work for the writer.
 pub(crate) enum Job {
     /// One write: it applies, or it is refused and writes nothing.
-    One(Prepared),
+    One(Box<Prepared>),
     /// Several writes: all or none ([`riposte_respond::RunStore::commit`]).
     All(Vec<Prepared>),
     /// An audit record on its own.

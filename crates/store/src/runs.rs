@@ -106,7 +106,7 @@ impl RunStore for SqliteStore {
             run: run.clone(),
             audits: vec![audit],
         })?;
-        self.response.submit(Job::One(w)).await
+        self.response.submit(Job::One(Box::new(w))).await
     }
 
     async fn update_run(&self, run: &Run, audit: Option<AuditEntry>) -> Result<bool, RespondError> {
@@ -114,7 +114,7 @@ impl RunStore for SqliteStore {
             run: run.clone(),
             audits: audit.into_iter().collect(),
         })?;
-        self.response.submit(Job::One(w)).await
+        self.response.submit(Job::One(Box::new(w))).await
     }
 
     async fn run(&self, id: &str) -> Result<Option<Run>, RespondError> {
@@ -156,7 +156,7 @@ impl RunStore for SqliteStore {
             action: action.clone(),
             audits: vec![audit],
         })?;
-        self.response.submit(Job::One(w)).await
+        self.response.submit(Job::One(Box::new(w))).await
     }
 
     async fn update_action(
@@ -168,7 +168,7 @@ impl RunStore for SqliteStore {
             action: action.clone(),
             audits: vec![audit],
         })?;
-        self.response.submit(Job::One(w)).await
+        self.response.submit(Job::One(Box::new(w))).await
     }
 
     async fn action(&self, id: &str) -> Result<Option<ActionRecord>, RespondError> {
@@ -218,7 +218,7 @@ impl RunStore for SqliteStore {
             change: change.clone(),
             audits: vec![audit],
         })?;
-        self.response.submit(Job::One(w)).await
+        self.response.submit(Job::One(Box::new(w))).await
     }
 
     async fn commit(&self, writes: Vec<RunWrite>) -> Result<bool, RespondError> {
@@ -229,7 +229,7 @@ impl RunStore for SqliteStore {
         match ws.len() {
             0 => Ok(true),
             1 => match ws.pop() {
-                Some(w) => self.response.submit(Job::One(w)).await,
+                Some(w) => self.response.submit(Job::One(Box::new(w))).await,
                 None => Ok(true),
             },
             _ => self.response.submit(Job::All(ws)).await,
