@@ -10,8 +10,9 @@
 //! searches within a small factor of the DFA.
 //!
 //! Each rule is reduced to its *gates*: conditions an event must meet for the rule to match
-//! (a field present, a field equal to a literal, a field containing a literal, some string
-//! of the event containing a literal), at least one of which holds whenever the rule
+//! (a field present, a field equal to a literal, a field containing a literal, a field equal
+//! to an integer as the numeric matchers read it, some string of the event containing a
+//! literal), at least one of which holds whenever the rule
 //! matches. An event is checked against the gates of the fields it has, and only the rules
 //! with a gate met are evaluated. A rule with no sound gate is evaluated on every event.
 //! The reduction may only ever lose selectivity, never a match: when in doubt a rule is open.
