@@ -454,6 +454,79 @@ impl Detector {
         }
     }
 
+    /// Per gate kind, the candidates an event's groups judge (tests only; see
+    /// `RuleGroup::candidate_sources`).
+    #[cfg(test)]
+    pub(crate) fn candidate_sources(
+        &self,
+        decoder: &str,
+        action: &str,
+        original: &Value,
+    ) -> [Vec<usize>; 5] {
+        let mut out: [Vec<usize>; 5] = Default::default();
+        let Some(f) = windows_fields(original) else {
+            return out;
+        };
+        let fields = Fields::Flat(f);
+        let plain = View::new(&fields, None);
+        let sources = self
+            .mapping
+            .classify(decoder, fields.channel(), action, |f| plain.text(f));
+        let Some(si) = sources.service else {
+            return out;
+        };
+        let service = &self.mapping.services()[si];
+        let mut routed: Vec<(usize, &FieldRenames)> = Vec::new();
+        for &ci in &sources.categories {
+            let cat = &self.mapping.categories()[ci];
+            let renames = if cat.fields.is_empty() {
+                &service.fields
+            } else {
+                &cat.fields
+            };
+            for &gi in self
+                .by_category
+                .get(&cat.category.to_ascii_lowercase())
+                .into_iter()
+                .flatten()
+            {
+                let g = &self.groups[gi];
+                if same(&g.product, &cat.product) && same(&g.service, &cat.service) {
+                    routed.push((gi, renames));
+                }
+            }
+        }
+        for &gi in self
+            .by_service
+            .get(&service.service.to_ascii_lowercase())
+            .into_iter()
+            .flatten()
+        {
+            if same(&self.groups[gi].product, &service.product) {
+                routed.push((gi, &service.fields));
+            }
+        }
+        for &gi in self
+            .by_product
+            .get(&service.product.to_ascii_lowercase())
+            .into_iter()
+            .flatten()
+        {
+            routed.push((gi, &service.fields));
+        }
+        for &gi in &self.everywhere {
+            routed.push((gi, &service.fields));
+        }
+        for (gi, renames) in routed {
+            let view = View::new(&fields, Some(renames));
+            let got = self.engine(&self.groups[gi]).candidate_sources(&view);
+            for (o, g) in out.iter_mut().zip(got) {
+                o.extend(g);
+            }
+        }
+        out
+    }
+
     fn eval_groups(
         &self,
         gs: &[usize],

@@ -10,8 +10,9 @@
 //! searches within a small factor of the DFA.
 //!
 //! Each rule is reduced to its *gates*: conditions an event must meet for the rule to match
-//! (a field present, a field equal to a literal, a field containing a literal, some string
-//! of the event containing a literal), at least one of which holds whenever the rule
+//! (a field present, a field equal to a literal, a field containing a literal, a field equal
+//! to an integer as the numeric matchers read it, some string of the event containing a
+//! literal), at least one of which holds whenever the rule
 //! matches. An event is checked against the gates of the fields it has, and only the rules
 //! with a gate met are evaluated. A rule with no sound gate is evaluated on every event.
 //! The reduction may only ever lose selectivity, never a match: when in doubt a rule is open.
@@ -35,6 +36,10 @@ enum Gate {
     Equals(String, String),
     /// The field's value (or one of its array members), folded, contains this text.
     Contains(String, String),
+    /// The field's value (or one of its array members), read as a number the way
+    /// `rsigma-eval`'s numeric matchers read it, equals this integer (|n| ≥ 2, see
+    /// [`number_gate`]).
+    Number(String, i64),
     /// Some string value of the event, folded, contains this text.
     Keyword(String),
     /// The field is present.
@@ -47,7 +52,7 @@ impl Gate {
         match self {
             Gate::Equals(..) => 0,
             Gate::Contains(_, t) if t.len() >= 6 => 1,
-            Gate::Contains(..) => 2,
+            Gate::Contains(..) | Gate::Number(..) => 2,
             Gate::Keyword(t) if t.len() >= 6 => 3,
             Gate::Keyword(_) => 4,
             Gate::Present(_) => 5,
@@ -221,9 +226,44 @@ fn matcher_gates(m: &CompiledMatcher, field: Option<&str>) -> Gates {
                 GroupMode::All => all_of(parts),
             }
         }
-        // Regexes, numbers, CIDRs, expansions, time parts, negations, field references: no
-        // literal is sure to appear as written; the item's presence gate is what is left.
+        CompiledMatcher::NumericEq(n) => {
+            Some(vec![Gate::Number(field?.to_string(), number_gate(*n)?)])
+        }
+        // Regexes, other numeric comparisons, CIDRs, expansions, time parts, negations, field
+        // references: no literal is sure to appear as written; the item's presence gate is
+        // what is left.
         _ => None,
+    }
+}
+
+/// `NumericEq(n)` as an index key. `rsigma-eval` matches a value `v` when `|v − n| < ε`
+/// (`f64::EPSILON`); for an integral `n` with `2 ≤ |n| < 2⁵³` the doubles around `n` are at
+/// least `2ε` apart, so that holds only for `v == n` exactly, and an exact integer key is
+/// sound. Smaller or fractional `n` get no gate.
+fn number_gate(n: f64) -> Option<i64> {
+    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+    (n.fract() == 0.0 && n.abs() >= 2.0 && n.abs() < LIMIT).then_some(n as i64)
+}
+
+/// The integer keys a value can meet a [`Gate::Number`] by: each number the numeric matchers
+/// read from it (integers, floats, text parsed as a float, array members) that is integral and
+/// within `number_gate`'s range.
+fn each_number(v: &EventValue<'_>, f: &mut dyn FnMut(i64)) {
+    let mut key = |x: f64| {
+        if let Some(k) = number_gate(x) {
+            f(k);
+        }
+    };
+    match v {
+        EventValue::Int(i) => key(*i as f64),
+        EventValue::Float(x) => key(*x),
+        EventValue::Str(s) => {
+            if let Ok(x) = s.parse::<f64>() {
+                key(x);
+            }
+        }
+        EventValue::Array(items) => items.iter().for_each(|i| each_number(i, f)),
+        _ => {}
     }
 }
 
@@ -273,7 +313,8 @@ impl Needles {
 struct FieldGates {
     name: String,
     present: Vec<u32>,
-    equals: HashMap<String, Vec<u32>>,
+    equals: foldhash::HashMap<String, Vec<u32>>,
+    numbers: foldhash::HashMap<i64, Vec<u32>>,
     contains: Option<Needles>,
 }
 
@@ -321,7 +362,7 @@ pub(crate) struct RuleGroup {
     ids: Vec<usize>,
     fields: Vec<FieldGates>,
     /// An event's top-level key → the fields in `fields` it can supply.
-    by_key: HashMap<String, Vec<u32>>,
+    by_key: foldhash::HashMap<String, Vec<u32>>,
     keywords: Option<Needles>,
     always: Vec<u32>,
 }
@@ -334,7 +375,7 @@ impl RuleGroup {
             judged_here: rules.iter().map(crate::eval::judged_here).collect(),
             ids,
             fields: Vec::new(),
-            by_key: HashMap::new(),
+            by_key: Default::default(),
             keywords: None,
             always: Vec::new(),
         };
@@ -354,8 +395,9 @@ impl RuleGroup {
                         continue;
                     }
                     Gate::Present(f) => (f, None),
-                    Gate::Equals(f, t) => (f, Some((true, t))),
-                    Gate::Contains(f, t) => (f, Some((false, t))),
+                    Gate::Number(f, n) => (f, Some(Err(n))),
+                    Gate::Equals(f, t) => (f, Some(Ok((true, t)))),
+                    Gate::Contains(f, t) => (f, Some(Ok((false, t)))),
                 };
                 let fi = match field_of.get(&field) {
                     Some(&fi) => fi,
@@ -368,7 +410,8 @@ impl RuleGroup {
                         g.fields.push(FieldGates {
                             name: field,
                             present: Vec::new(),
-                            equals: HashMap::new(),
+                            equals: Default::default(),
+                            numbers: Default::default(),
                             contains: None,
                         });
                         contains.push(HashMap::new());
@@ -377,8 +420,9 @@ impl RuleGroup {
                 };
                 match gate {
                     None => g.fields[fi].present.push(pos),
-                    Some((true, t)) => g.fields[fi].equals.entry(t).or_default().push(pos),
-                    Some((false, t)) => contains[fi].entry(t).or_default().push(pos),
+                    Some(Err(n)) => g.fields[fi].numbers.entry(n).or_default().push(pos),
+                    Some(Ok((true, t))) => g.fields[fi].equals.entry(t).or_default().push(pos),
+                    Some(Ok((false, t))) => contains[fi].entry(t).or_default().push(pos),
                 }
             }
         }
@@ -470,11 +514,50 @@ impl RuleGroup {
         }
     }
 
+    /// Which gates make the candidates of one event (tests only): per kind (always, present,
+    /// equals, contains, keyword), the rules (indices in `Detector::rules`) they let through.
+    #[cfg(test)]
+    pub(crate) fn candidate_sources(&self, view: &View<'_>) -> [Vec<usize>; 5] {
+        let n = self.rules.len();
+        let mut sets: [Candidates; 5] = std::array::from_fn(|_| Candidates::new(n));
+        sets[0].add_all(&self.always);
+        for f in &self.fields {
+            let Some(value) = view.get_field(&f.name) else {
+                continue;
+            };
+            sets[1].add_all(&f.present);
+            each_number(&value, &mut |n| {
+                if let Some(rs) = f.numbers.get(&n) {
+                    sets[2].add_all(rs);
+                }
+            });
+            each_text(&value, &mut |text| {
+                if let Some(rs) = f.equals.get(ascii_lowercase_cow(text).as_ref()) {
+                    sets[2].add_all(rs);
+                }
+                if let Some(nd) = &f.contains {
+                    nd.mark(text, &mut sets[3]);
+                }
+            });
+        }
+        if let Some(k) = &self.keywords {
+            view.visit_string_values(&mut |s| k.mark(s, &mut sets[4]));
+        }
+        sets.map(|s| s.iter().filter_map(|p| self.ids.get(p).copied()).collect())
+    }
+
     fn probe(&self, f: &FieldGates, view: &View<'_>, set: &mut Candidates) {
         let Some(value) = view.get_field(&f.name) else {
             return;
         };
         set.add_all(&f.present);
+        if !f.numbers.is_empty() {
+            each_number(&value, &mut |n| {
+                if let Some(rs) = f.numbers.get(&n) {
+                    set.add_all(rs);
+                }
+            });
+        }
         if f.equals.is_empty() && f.contains.is_none() {
             return;
         }
@@ -571,6 +654,37 @@ mod tests {
     }
 
     #[test]
+    fn number_gates_read_values_as_the_numeric_matchers_do() {
+        let g = group(&[
+            "title: n\nlogsource: {product: windows}\ndetection:\n  sel: {EventID: 4634}\n  condition: sel\n",
+            "title: one\nlogsource: {product: windows}\ndetection:\n  sel: {EventID: 1}\n  condition: sel\n",
+            "title: mixed\nlogsource: {product: windows}\ndetection:\n  sel: {EventID: [1, 4688]}\n  condition: sel\n",
+            "title: frac\nlogsource: {product: windows}\ndetection:\n  sel: {Level: 2.5}\n  condition: sel\n",
+        ]);
+        // Numbers below 2 and fractions keep the presence gate.
+        assert_eq!(g.open_rules(), 0);
+        for v in [
+            json!(4634),
+            json!("4634"),
+            json!(4634.0),
+            json!("4634.0"),
+            json!("4.634e3"),
+            json!([7, 4634]),
+        ] {
+            assert_eq!(hits(&g, &json!({"EventID": v})), [0], "{v}");
+        }
+        assert!(hits(&g, &json!({"EventID": 4635})).is_empty());
+        assert!(hits(&g, &json!({"EventID": " 4634"})).is_empty());
+        assert_eq!(hits(&g, &json!({"EventID": 1})), [1, 2]);
+        assert_eq!(hits(&g, &json!({"EventID": "1.0"})), [1, 2]);
+        assert_eq!(hits(&g, &json!({"EventID": 4688})), [2]);
+        assert_eq!(hits(&g, &json!({"Level": "2.5"})), [3]);
+        assert_eq!(number_gate(1.0), None);
+        assert_eq!(number_gate(-2.0), Some(-2));
+        assert_eq!(number_gate(9_007_199_254_740_992.0), None);
+    }
+
+    #[test]
     fn non_ascii_haystacks_fold_like_the_matchers() {
         let g = group(&[
             "title: u\nlogsource: {product: windows}\ndetection:\n  sel: {CommandLine|contains: 'ÄRZTE'}\n  condition: sel\n",
@@ -583,7 +697,7 @@ mod tests {
     fn renamed_fields_are_probed() {
         let g = group(&[EQUALS]);
         let v = json!({"NewProcessName": "C:\\x.exe"});
-        let mut r = crate::mapping::FieldRenames::new();
+        let mut r = crate::mapping::FieldRenames::default();
         r.insert("Image".into(), vec!["NewProcessName".into()]);
         let fields = Fields::Json(&v);
         let view = View::new(&fields, Some(&r));

@@ -80,8 +80,9 @@ impl Scalar {
     }
 }
 
-/// Sigma field name → the event's field names to try, in order.
-pub type FieldRenames = HashMap<String, Vec<String>>;
+/// Sigma field name → the event's field names to try, in order. (Looked up for every field a
+/// rule reads on a renamed logsource: hashed with foldhash, not SipHash.)
+pub type FieldRenames = foldhash::HashMap<String, Vec<String>>;
 
 /// One service: where its events come from.
 #[derive(Debug, Clone)]

@@ -343,4 +343,80 @@ mod agreement {
             "{events} events, {matched} matches"
         );
     }
+
+    /// Where an event's candidates come from (`cargo test -p riposte-detect --release --
+    /// --ignored candidate_sources --nocapture`): per gate kind, candidates per event and the
+    /// rules let through most often.
+    #[test]
+    #[ignore]
+    fn candidate_sources() {
+        let root = corpus();
+        let mut rule_files = Vec::new();
+        for d in ["rules", "rules-emerging-threats", "rules-threat-hunting"] {
+            files(
+                &root.join("sigma").join(d),
+                &["yml", "yaml"],
+                &mut rule_files,
+            );
+        }
+        let texts: Vec<RuleText> = rule_files
+            .iter()
+            .map(|p| RuleText {
+                name: p.display().to_string(),
+                text: std::fs::read_to_string(p).unwrap(),
+            })
+            .collect();
+        let d = Detector::load(&texts, Mapping::builtin(), &LoadOptions::default());
+        let mut evtx_files = vec![
+            root.join("ocsf-examples/raw_sample_log_dataset/Microsoft/WinEventLog/Security/xml/security.evtx"),
+            root.join("ocsf-examples/raw_sample_log_dataset/Microsoft/WinEventLog/Sysmon/xml/sysmon.evtx"),
+        ];
+        files(
+            &root.join("sigma/regression_data"),
+            &["evtx"],
+            &mut evtx_files,
+        );
+        let mut events = 0usize;
+        let mut totals = [0usize; 5];
+        let mut union = 0usize;
+        let mut by_rule: [std::collections::HashMap<usize, usize>; 5] = Default::default();
+        for f in &evtx_files {
+            let mut p = evtx::EvtxParser::from_path(f).unwrap();
+            for rec in p.records_json_value().flatten() {
+                let Ok(ds) = Windows.decode(rec.data) else {
+                    continue;
+                };
+                for x in ds {
+                    let Decoded::Event(e) = x else { continue };
+                    let s = d.candidate_sources(&e.decoder, &e.action, &e.original);
+                    events += 1;
+                    let mut all: Vec<usize> = s.iter().flatten().copied().collect();
+                    all.sort_unstable();
+                    all.dedup();
+                    union += all.len();
+                    for (k, rs) in s.iter().enumerate() {
+                        totals[k] += rs.len();
+                        for r in rs {
+                            *by_rule[k].entry(*r).or_default() += 1;
+                        }
+                    }
+                }
+            }
+        }
+        println!(
+            "{events} events, {:.1} candidates per event",
+            union as f64 / events as f64
+        );
+        for (k, name) in ["always", "present", "equals", "contains", "keyword"]
+            .iter()
+            .enumerate()
+        {
+            println!("{name}: {:.1} per event", totals[k] as f64 / events as f64);
+            let mut top: Vec<(usize, usize)> = by_rule[k].iter().map(|(r, n)| (*n, *r)).collect();
+            top.sort_unstable_by(|a, b| b.cmp(a));
+            for (n, r) in top.into_iter().take(12) {
+                println!("    {:>6} {}", n, d.rules()[r].file);
+            }
+        }
+    }
 }

@@ -17,6 +17,24 @@ use serde_json::{Map, Value};
 
 use crate::mapping::FieldRenames;
 
+/// A System element's attribute as Sigma names it (`Provider_Name`): the known names as
+/// static text, anything else spelled out.
+fn system_name(element: &str, attribute: &str) -> Cow<'static, str> {
+    let known = match (element, attribute) {
+        ("Provider", "Name") => "Provider_Name",
+        ("Provider", "Guid") => "Provider_Guid",
+        ("Provider", "EventSourceName") => "Provider_EventSourceName",
+        ("Execution", "ProcessID") => "Execution_ProcessID",
+        ("Execution", "ThreadID") => "Execution_ThreadID",
+        ("Security", "UserID") => "Security_UserID",
+        ("TimeCreated", "SystemTime") => "TimeCreated_SystemTime",
+        ("Correlation", "ActivityID") => "Correlation_ActivityID",
+        ("Correlation", "RelatedActivityID") => "Correlation_RelatedActivityID",
+        _ => return Cow::Owned(format!("{element}_{attribute}")),
+    };
+    Cow::Borrowed(known)
+}
+
 /// The flat Sigma view of a Windows record, or `None` when it is not one.
 pub fn windows_fields(original: &Value) -> Option<Flat<'_>> {
     let data_len = match event_data(original) {
@@ -36,19 +54,19 @@ pub fn windows_fields(original: &Value) -> Option<Flat<'_>> {
                 ("Provider", Value::Object(o)) => {
                     if let Some(Value::Object(a)) = o.get("#attributes") {
                         for (ak, av) in a {
-                            out.insert(Cow::Owned(format!("Provider_{ak}")), av);
+                            out.insert(system_name("Provider", ak), av);
                         }
                     }
                 }
                 ("Provider_attributes", Value::Object(a)) => {
                     for (ak, av) in a {
-                        out.insert(Cow::Owned(format!("Provider_{ak}")), av);
+                        out.insert(system_name("Provider", ak), av);
                     }
                 }
                 ("Execution" | "Security" | "TimeCreated" | "Correlation", Value::Object(o)) => {
                     if let Some(Value::Object(a)) = o.get("#attributes") {
                         for (ak, av) in a {
-                            out.insert(Cow::Owned(format!("{k}_{ak}")), av);
+                            out.insert(system_name(k, ak), av);
                         }
                     }
                 }
@@ -99,11 +117,14 @@ pub fn windows_fields(original: &Value) -> Option<Flat<'_>> {
     Some(out.finish())
 }
 
-/// A Windows record's Sigma fields: names to values, borrowed from the record (no copies),
-/// sorted by name; a later insert of a name wins (event data over System).
+/// A Windows record's Sigma fields: names to values, borrowed from the record (no copies), in
+/// the order first seen, each name once; a later insert of a name replaces its value (event
+/// data over System). Names are found through a hash index, built as the record is read (no
+/// sort: a record has a few dozen names and rules look them up hundreds of times).
 #[derive(Debug, Default)]
 pub struct Flat<'a> {
     entries: Vec<(Cow<'a, str>, Cow<'a, Value>)>,
+    index: foldhash::HashMap<Cow<'a, str>, u32>,
     /// Each entry's text folded as Sigma's case-insensitive matchers fold it, made the first
     /// time a rule asks (`None`: the text is folded already), so hundreds of rules reading
     /// `Image` fold it once.
@@ -114,23 +135,34 @@ impl<'a> Flat<'a> {
     fn with_capacity(n: usize) -> Flat<'a> {
         Flat {
             entries: Vec::with_capacity(n),
+            index: foldhash::HashMap::with_capacity_and_hasher(n, Default::default()),
             folded: Vec::new(),
         }
     }
 
     fn insert(&mut self, k: Cow<'a, str>, v: &'a Value) {
-        self.entries.push((k, Cow::Borrowed(v)));
+        self.put(k, Cow::Borrowed(v));
     }
 
     fn insert_owned(&mut self, k: Cow<'a, str>, v: Value) {
-        self.entries.push((k, Cow::Owned(v)));
+        self.put(k, Cow::Owned(v));
+    }
+
+    fn put(&mut self, k: Cow<'a, str>, v: Cow<'a, Value>) {
+        match self.index.get(k.as_ref()) {
+            Some(&i) => {
+                if let Some(e) = self.entries.get_mut(i as usize) {
+                    e.1 = v;
+                }
+            }
+            None => {
+                self.index.insert(k.clone(), self.entries.len() as u32);
+                self.entries.push((k, v));
+            }
+        }
     }
 
     fn finish(mut self) -> Flat<'a> {
-        // Stable sort, then keep the last insert of each name.
-        self.entries.reverse();
-        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
-        self.entries.dedup_by(|later, first| later.0 == first.0);
         self.folded = (0..self.entries.len()).map(|_| OnceCell::new()).collect();
         self
     }
@@ -140,9 +172,7 @@ impl<'a> Flat<'a> {
     }
 
     fn position(&self, name: &str) -> Option<usize> {
-        self.entries
-            .binary_search_by(|(k, _)| k.as_ref().cmp(name))
-            .ok()
+        self.index.get(name).map(|&i| i as usize)
     }
 
     /// Entry `i`'s string value folded (see `folded`), or `None` if it is not a string.
@@ -166,10 +196,12 @@ impl<'a> Flat<'a> {
         self.entries.iter().map(|(_, v)| v.as_ref())
     }
 
-    /// The fields as one JSON object (copies; for output, not for matching).
+    /// The fields as one JSON object, sorted by name (copies; for output, not for matching).
     pub fn to_map(&self) -> Map<String, Value> {
-        self.entries
-            .iter()
+        let mut sorted: Vec<&(Cow<'a, str>, Cow<'a, Value>)> = self.entries.iter().collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        sorted
+            .into_iter()
             .map(|(k, v)| (k.to_string(), v.as_ref().clone()))
             .collect()
     }
@@ -447,7 +479,7 @@ mod tests {
     #[test]
     fn renames_read_the_mapped_field_first() {
         let v = json!({"NewProcessName": "C:\\a.exe", "Image": "ignored?"});
-        let mut r = FieldRenames::new();
+        let mut r = FieldRenames::default();
         r.insert("Image".into(), vec!["NewProcessName".into()]);
         let fields = Fields::Json(&v);
         let view = View::new(&fields, Some(&r));

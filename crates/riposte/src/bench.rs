@@ -87,6 +87,14 @@ pub enum BenchCommand {
         /// first run writes it (cold), later runs with unchanged rules skip YAML (warm).
         #[arg(long)]
         rule_cache: Option<PathBuf>,
+        /// Only the stream: no cold scan, no load breakdown; every group is compiled before
+        /// it, so the stream's passes are matching alone (for `valgrind --tool=callgrind`).
+        #[arg(long, conflicts_with = "scan_only")]
+        stream_only: bool,
+        /// The stream's passes run on 1 thread and on this many (default: all cores; 1: one
+        /// thread only).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Alert arrival → action request of an `auto` step, in process on SQLite (p50/p99).
     Respond {
@@ -171,6 +179,8 @@ pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
             eager,
             scan_only,
             rule_cache,
+            stream_only,
+            threads,
         } => crate::bench_detect::run(
             &corpus,
             rules,
@@ -179,6 +189,8 @@ pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
                 eager,
                 scan_only,
                 rule_cache,
+                stream_only,
+                threads,
             },
         )?,
         BenchCommand::Http {
