@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use jiff::{SignedDuration, Timestamp};
-use riposte_domain::{Alert, EntityKind};
+use riposte_domain::{Alert, EntityKind, ShortKey};
 
 use crate::case::{
     CapReason, CaseAlert, CaseChange, CaseEntity, FormedCase, LinkRef, Note, OpenCase, entity_hash,
@@ -67,28 +67,52 @@ struct Logged {
 /// Everything placement decides from; cloned whole for a snapshot. Cases and entity states
 /// are behind `Arc`s and copied on write (`Arc::make_mut`), so a snapshot costs a reference
 /// per case and entity, and afterwards only what changes is copied.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct State {
     /// Open cases by slot; `None` slots are on `free`.
     cases: Vec<Option<Arc<OpenCase>>>,
+    /// Each open case's deadline by slot (`Timestamp::MAX` for a free slot): the joinable
+    /// check and `close_before` read this dense copy instead of every case.
+    deadlines: Vec<Timestamp>,
     free: Vec<u32>,
     by_id: HashMap<Arc<str>, u32, RandomState>,
-    /// Joining entities by kind (see `kind_index`) and canonical value.
-    entities: [HashMap<Arc<str>, Arc<EntityState>, RandomState>; EntityKind::ALL.len()],
+    /// Joining entities by kind (see `kind_index`) and canonical value. Short values are
+    /// held in the map's slot ([`ShortKey`]), so finding one reads no string elsewhere; the
+    /// shared `Arc` of the value is in its state.
+    entities: [HashMap<ShortKey, Arc<EntityState>, RandomState>; EntityKind::ALL.len()],
+    /// No entity's `last_seen` is before this (a bound, not the minimum): `expire` looks for
+    /// quiet entities only once the quiet line has passed it.
+    seen_floor: Timestamp,
     next_serial: u64,
 }
 
-#[derive(Debug, Clone, Default)]
+impl Default for State {
+    fn default() -> State {
+        State {
+            cases: Vec::new(),
+            deadlines: Vec::new(),
+            free: Vec::new(),
+            by_id: HashMap::default(),
+            entities: Default::default(),
+            seen_floor: Timestamp::MAX,
+            next_serial: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 struct EntityState {
+    /// The value, shared by every case entity and log entry that carries it.
+    value: Arc<str>,
     last_seen: Option<Timestamp>,
     /// Set once the entity stops joining; cleared after it has been quiet for `max_span`.
     capped: Option<CapReason>,
     /// Times of its latest alerts within the span, at most `max_alerts + 1`.
     recent: VecDeque<Timestamp>,
     /// Distinct cases it was seen with within the span: (case serial, last time).
-    anchors: Vec<(u64, Timestamp)>,
+    anchors: Few<(u64, Timestamp)>,
     /// The open cases it can join, with its latest alert in each.
-    members: Vec<Member>,
+    members: Few<Member>,
 }
 
 #[derive(Debug, Clone)]
@@ -175,22 +199,29 @@ impl CaseEngine {
     /// id (to find the alert's details later) stores it once.
     pub fn add_with_id(&mut self, alert: &Alert, id: Arc<str>) -> Vec<CaseChange> {
         let mut out = Vec::new();
+        self.add_into(alert, id, &mut out);
+        out
+    }
+
+    /// [`CaseEngine::add_with_id`], appending the changes to `out` (a caller placing many
+    /// alerts reuses one buffer).
+    pub fn add_into(&mut self, alert: &Alert, id: Arc<str>, out: &mut Vec<CaseChange>) {
         let logged = self.logged(alert, id);
         let t = logged.time;
         if self.too_late(t) {
-            return self.straggle(logged);
+            out.extend(self.straggle(logged));
+            return;
         }
         let wm = self.watermark.map_or(t, |w| w.max(t));
         self.watermark = Some(wm);
         if self.rules.reorder_delay.is_zero() {
-            self.release(logged, &mut out);
+            self.release(logged, out);
         } else {
             self.held
                 .insert((t, logged.id.clone(), self.arrivals), logged);
             self.arrivals += 1;
-            self.release_until(minus(wm, self.rules.reorder_delay), &mut out);
+            self.release_until(minus(wm, self.rules.reorder_delay), out);
         }
-        out
     }
 
     /// Places every alert still held back by the reorder delay (at the end of a replay,
@@ -222,9 +253,7 @@ impl CaseEngine {
         // Forget entities that have been quiet for a whole span and join no open case: they
         // would start from nothing on their next alert anyway.
         let quiet = minus(horizon, self.rules.max_span);
-        for map in &mut self.state.entities {
-            map.retain(|_, e| !e.members.is_empty() || e.last_seen.is_some_and(|t| t >= quiet));
-        }
+        self.state.forget_quiet(quiet);
         while self.snapshots.len() >= 2 && self.snapshots[1].0 <= horizon {
             self.snapshots.pop_front();
         }
@@ -321,8 +350,8 @@ impl CaseEngine {
             .map(|e| {
                 // Reuse the index's copy of a value it already knows.
                 let value = self.state.entities[kind_index(e.kind)]
-                    .get_key_value(e.value.as_str())
-                    .map_or_else(|| Arc::from(e.value.as_str()), |(k, _)| k.clone());
+                    .get(e.value.as_bytes())
+                    .map_or_else(|| Arc::from(e.value.as_str()), |s| s.value.clone());
                 CaseEntity::new(e.kind, e.role, value)
             })
             .collect();
@@ -521,22 +550,19 @@ impl State {
         for (ji, j) in sc.joiners.iter_mut().enumerate() {
             let es = Arc::make_mut(
                 self.entities[kind_index(j.kind)]
-                    .entry(j.value.clone())
-                    .or_default(),
+                    .entry(ShortKey::shared(&j.value))
+                    .or_insert_with(|| Arc::new(EntityState::new(j.value.clone()))),
             );
+            self.seen_floor = self.seen_floor.min(t);
             if es.last_seen.is_some_and(|l| l < span_start) {
                 es.capped = None;
                 es.recent.clear();
                 es.anchors.clear();
             }
             es.last_seen = Some(es.last_seen.map_or(t, |l| l.max(t)));
-            let cases = &self.cases;
-            es.members.retain(|m| {
-                cases
-                    .get(m.slot as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|c| c.deadline >= t)
-            });
+            let deadlines = &self.deadlines;
+            es.members
+                .retain(|m| deadlines.get(m.slot as usize).is_some_and(|d| *d >= t));
             if es.capped.is_some() {
                 j.capped = true;
                 continue;
@@ -596,15 +622,20 @@ impl State {
             };
             let j = &mut sc.joiners[ji];
             let Some(es) = self.entities[kind_index(j.kind)]
-                .get_mut(&*j.value)
+                .get_mut(j.value.as_bytes())
                 .map(Arc::make_mut)
             else {
                 continue;
             };
             es.anchors.retain(|(_, at)| *at >= span_start);
-            match es.anchors.iter_mut().find(|(s, _)| *s == anchor) {
+            match es
+                .anchors
+                .as_mut_slice()
+                .iter_mut()
+                .find(|(s, _)| *s == anchor)
+            {
                 Some(x) => x.1 = t,
-                None => push_small(&mut es.anchors, (anchor, t)),
+                None => es.anchors.push((anchor, t)),
             }
             if es.anchors.len() > rules.max_cases {
                 let reason = CapReason::Cases {
@@ -698,30 +729,35 @@ impl State {
                 });
             }
             case.deadline = compute_deadline(rules, case);
+            if let Some(d) = self.deadlines.get_mut(slot as usize) {
+                *d = case.deadline;
+            }
         }
         let case_id = case.id.clone();
 
         for j in &sc.joiners {
             let Some(es) = self.entities[kind_index(j.kind)]
-                .get_mut(&*j.value)
+                .get_mut(j.value.as_bytes())
                 .map(Arc::make_mut)
             else {
                 continue;
             };
             if !j.capped {
-                match es.members.iter_mut().find(|m| m.slot == slot) {
+                match es
+                    .members
+                    .as_mut_slice()
+                    .iter_mut()
+                    .find(|m| m.slot == slot)
+                {
                     Some(m) => {
                         m.alert = a.id.clone();
                         m.time = t;
                     }
-                    None => push_small(
-                        &mut es.members,
-                        Member {
-                            slot,
-                            alert: a.id.clone(),
-                            time: t,
-                        },
-                    ),
+                    None => es.members.push(Member {
+                        slot,
+                        alert: a.id.clone(),
+                        time: t,
+                    }),
                 }
                 continue;
             }
@@ -788,15 +824,20 @@ impl State {
         };
         case.deadline = compute_deadline(rules, &case);
         add_entities(&mut case, a);
+        let deadline = case.deadline;
         let slot = match self.free.pop() {
             Some(s) => {
                 if let Some(x) = self.cases.get_mut(s as usize) {
                     *x = Some(Arc::new(case));
                 }
+                if let Some(d) = self.deadlines.get_mut(s as usize) {
+                    *d = deadline;
+                }
                 s
             }
             None => {
                 self.cases.push(Some(Arc::new(case)));
+                self.deadlines.push(deadline);
                 (self.cases.len() - 1) as u32
             }
         };
@@ -838,13 +879,16 @@ impl State {
                 continue;
             };
             self.free.push(src);
+            if let Some(d) = self.deadlines.get_mut(src as usize) {
+                *d = Timestamp::MAX;
+            }
             self.by_id.remove(&*other.id);
             for e in &other.entities {
                 if !rules.joins(e.kind, &e.value) {
                     continue;
                 }
                 let Some(es) = self.entities[kind_index(e.kind)]
-                    .get_mut(&*e.value)
+                    .get_mut(e.value.as_bytes())
                     .map(Arc::make_mut)
                 else {
                     continue;
@@ -878,25 +922,44 @@ impl State {
     fn close_before(&mut self, horizon: Timestamp) -> Vec<FormedCase> {
         let mut closed = Vec::new();
         for slot in 0..self.cases.len() {
-            let due = self.cases[slot]
-                .as_ref()
-                .is_some_and(|c| c.deadline < horizon);
-            if !due {
+            // Free slots hold `Timestamp::MAX`, never due.
+            if self.deadlines.get(slot).is_none_or(|d| *d >= horizon) {
                 continue;
             }
             let Some(case) = self.cases[slot].take().map(Arc::unwrap_or_clone) else {
                 continue;
             };
+            self.deadlines[slot] = Timestamp::MAX;
             self.free.push(slot as u32);
             self.by_id.remove(&*case.id);
             for e in &case.entities {
-                if let Some(es) = self.entities[kind_index(e.kind)].get_mut(&*e.value) {
+                if let Some(es) = self.entities[kind_index(e.kind)].get_mut(e.value.as_bytes()) {
                     Arc::make_mut(es).members.retain(|m| m.slot != slot as u32);
                 }
             }
             closed.push(case.into_formed());
         }
         closed
+    }
+
+    /// Forgets the entities quiet since before `quiet` that join no open case: they would
+    /// start from nothing on their next alert anyway (their counts reset after a quiet span).
+    /// Forgetting changes no case, so the look is skipped while no entity can be that quiet.
+    fn forget_quiet(&mut self, quiet: Timestamp) {
+        if quiet <= self.seen_floor {
+            return;
+        }
+        let mut floor = Timestamp::MAX;
+        for map in &mut self.entities {
+            map.retain(|_, e| {
+                let keep = !e.members.is_empty() || e.last_seen.is_some_and(|t| t >= quiet);
+                if keep && let Some(t) = e.last_seen {
+                    floor = floor.min(t);
+                }
+                keep
+            });
+        }
+        self.seen_floor = floor;
     }
 }
 
@@ -908,39 +971,139 @@ fn case_mut(cases: &mut [Option<Arc<OpenCase>>], slot: u32) -> Option<&mut OpenC
         .map(Arc::make_mut)
 }
 
-/// Pushes onto a list that usually holds one element (an entity's cases and anchors): the
-/// first push allocates room for one, not the four a `Vec` starts with.
-fn push_small<T>(v: &mut Vec<T>, x: T) {
-    if v.capacity() == 0 {
-        v.reserve_exact(1);
+/// A list that usually holds one element (an entity's cases and anchors): one is kept in
+/// place, more in a `Vec`, so the common case costs no allocation of its own and no second
+/// cache line to read. Order is kept as a `Vec` keeps it.
+#[derive(Debug, Clone, Default)]
+enum Few<T> {
+    #[default]
+    Empty,
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> Few<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Few::Empty => &[],
+            Few::One(x) => std::slice::from_ref(x),
+            Few::Many(v) => v,
+        }
     }
-    v.push(x);
+
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        match self {
+            Few::Empty => &mut [],
+            Few::One(x) => std::slice::from_mut(x),
+            Few::Many(v) => v,
+        }
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.as_slice().iter()
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    fn clear(&mut self) {
+        *self = Few::Empty;
+    }
+
+    fn push(&mut self, x: T) {
+        *self = match std::mem::take(self) {
+            Few::Empty => Few::One(x),
+            Few::One(a) => Few::Many(vec![a, x]),
+            Few::Many(mut v) => {
+                v.push(x);
+                Few::Many(v)
+            }
+        };
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        match self {
+            Few::Empty => {}
+            Few::One(x) => {
+                if !keep(x) {
+                    *self = Few::Empty;
+                }
+            }
+            Few::Many(v) => v.retain(|x| keep(x)),
+        }
+    }
+
+    /// Removes and returns the element at `i` (which must exist), keeping the others' order.
+    fn remove(&mut self, i: usize) -> Option<T> {
+        match std::mem::take(self) {
+            Few::Empty => None,
+            Few::One(x) if i == 0 => Some(x),
+            Few::One(x) => {
+                *self = Few::One(x);
+                None
+            }
+            Few::Many(mut v) => {
+                let x = (i < v.len()).then(|| v.remove(i));
+                *self = Few::Many(v);
+                x
+            }
+        }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Few<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl EntityState {
+    fn new(value: Arc<str>) -> EntityState {
+        EntityState {
+            value,
+            last_seen: None,
+            capped: None,
+            recent: VecDeque::new(),
+            anchors: Few::Empty,
+            members: Few::Empty,
+        }
+    }
 }
 
 fn cap(es: &mut EntityState, reason: CapReason) {
     es.capped = Some(reason);
     // Counting stops with joining; free what counting held.
     es.recent = VecDeque::new();
-    es.anchors = Vec::new();
+    es.anchors = Few::Empty;
 }
 
 /// Points an entity's membership in case `src` at case `dst`, keeping the later alert.
-fn move_member(members: &mut Vec<Member>, src: u32, dst: u32) {
+fn move_member(members: &mut Few<Member>, src: u32, dst: u32) {
     let Some(i) = members.iter().position(|m| m.slot == src) else {
         return;
     };
     match members.iter().position(|m| m.slot == dst) {
         Some(d) => {
-            let m = members.remove(i);
+            let Some(m) = members.remove(i) else {
+                return;
+            };
             let d = if d > i { d - 1 } else { d };
-            if let Some(x) = members.get_mut(d)
+            if let Some(x) = members.as_mut_slice().get_mut(d)
                 && m.time > x.time
             {
                 *x = Member { slot: dst, ..m };
             }
         }
         None => {
-            if let Some(m) = members.get_mut(i) {
+            if let Some(m) = members.as_mut_slice().get_mut(i) {
                 m.slot = dst;
             }
         }
@@ -1062,6 +1225,39 @@ mod tests {
     fn per_alert_records_stay_small() {
         assert_eq!(std::mem::size_of::<CaseEntity>(), 24);
         assert_eq!(std::mem::size_of::<LinkRef>(), 12);
+    }
+
+    /// `Few` keeps a `Vec`'s order through push, retain and remove, whichever form it is in.
+    #[test]
+    fn few_behaves_as_a_vec() {
+        let mut f: Few<u32> = Few::default();
+        let mut v: Vec<u32> = Vec::new();
+        let same = |f: &Few<u32>, v: &Vec<u32>| {
+            assert_eq!(f.as_slice(), &v[..]);
+            assert_eq!((f.len(), f.is_empty()), (v.len(), v.is_empty()));
+        };
+        for x in [5, 1, 7, 3] {
+            f.push(x);
+            v.push(x);
+            same(&f, &v);
+        }
+        assert_eq!(f.remove(1), Some(v.remove(1)));
+        same(&f, &v);
+        f.retain(|x| *x != 7);
+        v.retain(|x| *x != 7);
+        same(&f, &v);
+        assert_eq!(f.remove(9), None);
+        f.clear();
+        v.clear();
+        same(&f, &v);
+        f.push(2);
+        assert_eq!(f.remove(1), None);
+        assert_eq!(f.as_slice(), [2]);
+        f.retain(|_| false);
+        same(&f, &Vec::new());
+        f.push(4);
+        assert_eq!(f.remove(0), Some(4));
+        assert!(f.is_empty());
     }
 
     /// The open cases as `id: alert ids`, for readable assertions.

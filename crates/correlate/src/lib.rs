@@ -95,8 +95,9 @@
 //!   are kept whole (16 bytes each).
 //! - A case's entities are deduplicated by a linear search (over precomputed hashes); a
 //!   per-case set would keep cases with thousands of entities as fast as small ones.
-//! - `expire` looks at every open case; a queue ordered by deadline would make it proportional
-//!   to what closes.
+//! - `expire` scans a dense array of every open case's deadline (no case is read unless it
+//!   closes) and looks for quiet entities only once one can be quiet; a queue ordered by
+//!   deadline would make it proportional to what closes.
 //! - `riposte bench cases` measures this engine inside the case stage (see `BENCHMARKS.md`).
 //! - Serialisation of [`FormedCase`] for the store (today: [`FormedCase::to_case`]).
 

@@ -14,6 +14,7 @@ pub mod entity;
 pub mod id;
 pub mod record;
 pub mod severity;
+pub mod short_key;
 pub mod time;
 
 pub use attack::TechniqueId;
@@ -22,4 +23,5 @@ pub use case::{Case, CaseStatus, ConfidenceTier};
 pub use entity::{Canonicaliser, CanonicaliserConfig, Entity, EntityKind, Role};
 pub use record::{Alert, Decoded, Event, Origin, RecordKind, Rule};
 pub use severity::{Severity, SeverityLabel};
+pub use short_key::ShortKey;
 pub use time::{TimeError, Timestamp};

@@ -17,7 +17,9 @@ use foldhash::fast::RandomState;
 use std::net::IpAddr;
 use std::path::Path;
 
-use riposte_domain::{Canonicaliser, Entity, EntityKind, Timestamp, entity::canonical_ip};
+use riposte_domain::{
+    Canonicaliser, Entity, EntityKind, ShortKey, Timestamp, entity::canonical_ip,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::read_text;
@@ -178,7 +180,8 @@ impl OneOrMany {
 #[derive(Debug, Clone, Default)]
 pub struct AssetInventory {
     assets: Vec<Asset>,
-    by_host: HashMap<Box<str>, u32, RandomState>,
+    /// Short names held in the slot itself: the look-up compares without a pointer to chase.
+    by_host: HashMap<ShortKey, u32, RandomState>,
     by_ip: HashMap<IpAddr, u32, RandomState>,
     /// Where each asset was defined, for duplicate errors.
     origin: Vec<String>,
@@ -202,7 +205,12 @@ impl AssetInventory {
         if let Ok(ip) = canonical.parse::<IpAddr>() {
             return self.by_ip(ip);
         }
-        let &i = self.by_host.get(canonical)?;
+        self.by_name(canonical)
+    }
+
+    /// The asset with this canonical host name, not an address (the caller has tried that).
+    pub(crate) fn by_name(&self, canonical: &str) -> Option<&Asset> {
+        let &i = self.by_host.get(canonical.as_bytes())?;
         self.assets.get(i as usize)
     }
 
@@ -337,7 +345,7 @@ impl AssetInventory {
             let c = canon
                 .canonical(EntityKind::Host, h)
                 .ok_or_else(|| format!("`{h}` is not a host name"))?;
-            if let Some(&other) = self.by_host.get(c.as_str())
+            if let Some(&other) = self.by_host.get(c.as_bytes())
                 && other != n
             {
                 return Err(format!(
@@ -345,7 +353,7 @@ impl AssetInventory {
                     self.origin[other as usize]
                 ));
             }
-            self.by_host.insert(c.clone().into(), n);
+            self.by_host.insert(ShortKey::new(&c), n);
             if !asset.hostnames.contains(&c) {
                 asset.hostnames.push(c);
             }

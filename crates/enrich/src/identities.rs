@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use foldhash::fast::RandomState;
 use std::path::Path;
 
-use riposte_domain::{Canonicaliser, Entity, EntityKind, Timestamp};
+use riposte_domain::{Canonicaliser, Entity, EntityKind, ShortKey, Timestamp};
 use serde::Deserialize;
 
 use crate::assets::{OneOrMany, is_csv};
@@ -52,7 +52,8 @@ struct IdentityEntry {
 #[derive(Debug, Clone, Default)]
 pub struct IdentityDirectory {
     identities: Vec<Identity>,
-    by_name: HashMap<Box<str>, u32, RandomState>,
+    /// Short names held in the slot itself: the look-up compares without a pointer to chase.
+    by_name: HashMap<ShortKey, u32, RandomState>,
     origin: Vec<String>,
 }
 
@@ -71,7 +72,7 @@ impl IdentityDirectory {
 
     /// The identity known by this canonical user name or e-mail address.
     pub fn get(&self, canonical: &str) -> Option<&Identity> {
-        let &i = self.by_name.get(canonical)?;
+        let &i = self.by_name.get(canonical.as_bytes())?;
         self.identities.get(i as usize)
     }
 
@@ -165,7 +166,7 @@ impl IdentityDirectory {
         names.sort();
         names.dedup();
         for name in &names {
-            if let Some(&other) = self.by_name.get(name.as_str())
+            if let Some(&other) = self.by_name.get(name.as_bytes())
                 && other != n
             {
                 return Err(format!(
@@ -175,7 +176,7 @@ impl IdentityDirectory {
             }
         }
         for name in names {
-            self.by_name.insert(name.into(), n);
+            self.by_name.insert(ShortKey::new(&name), n);
         }
         self.identities.push(Identity {
             user: user_c,

@@ -285,6 +285,23 @@ impl Source for EnrichmentSet {
             self.intel.match_ip(ip, at, out);
             return;
         }
+        match entity.kind {
+            // Not an address: only the inventory knows host names (the intel looks a host
+            // up only as an address), and an ip that does not parse matches nothing.
+            EntityKind::Host => {
+                if let Some(a) = self.assets.by_name(&entity.value) {
+                    out.push(Context::Asset(a));
+                }
+                return;
+            }
+            EntityKind::Ip => return,
+            // Only the directory knows users.
+            EntityKind::User => {
+                self.identities.enrich(entity, at, out);
+                return;
+            }
+            _ => {}
+        }
         self.assets.enrich(entity, at, out);
         self.identities.enrich(entity, at, out);
         self.intel.enrich(entity, at, out);

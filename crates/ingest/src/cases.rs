@@ -102,6 +102,8 @@ pub struct CaseStage {
     /// Keyed by the engine's own `Arc` of the alert id.
     alerts: HashMap<Arc<str>, AlertInfo, RandomState>,
     profiles: Profiles,
+    /// What placing one alert changed (reused, so placing allocates no list).
+    changes: Vec<riposte_correlate::CaseChange>,
 }
 
 impl CaseStage {
@@ -116,6 +118,7 @@ impl CaseStage {
             scoring,
             alerts: HashMap::default(),
             profiles: Profiles::default(),
+            changes: Vec::new(),
         })
     }
 
@@ -124,7 +127,7 @@ impl CaseStage {
     pub fn add(&mut self, a: &Alert) -> Vec<String> {
         let mut t = Touched::default();
         self.place(a, &mut t);
-        t.cases.into_iter().collect()
+        t.cases.iter().map(|c| c.to_string()).collect()
     }
 
     /// Places one alert, noting in `touched` what changed. An alert already placed (same id)
@@ -147,7 +150,8 @@ impl CaseStage {
             profile,
             severity: a.severity.score,
         });
-        for c in self.engine.add_with_id(a, id) {
+        self.engine.add_into(a, id, &mut self.changes);
+        for c in self.changes.drain(..) {
             touched.note(&c);
         }
     }
@@ -158,7 +162,7 @@ impl CaseStage {
         for c in self.engine.flush() {
             t.note(&c);
         }
-        t.cases.into_iter().collect()
+        t.cases.iter().map(|c| c.to_string()).collect()
     }
 
     /// Uses this enrichment for the cases built from now on (a reload).
@@ -384,7 +388,9 @@ impl CaseStage {
 /// What placing alerts changed: cases to write again, cases that are gone.
 #[derive(Debug, Default)]
 pub struct Touched {
-    pub cases: BTreeSet<String>,
+    /// The engine's own ids (`Arc`s): noting a case copies no string, and a case touched
+    /// again costs one search of the set.
+    pub cases: BTreeSet<Arc<str>>,
     /// (case, the case it merged into, or empty when withdrawn).
     pub retired: Vec<(String, String)>,
 }
@@ -401,14 +407,10 @@ impl Touched {
             | C::Joined { case }
             | C::Revised { case }
             | C::EntityCapped { case, .. } => {
-                // A case is usually touched again before the changes are written: look
-                // before copying its id.
-                if !self.cases.contains(&**case) {
-                    self.cases.insert(case.to_string());
-                }
+                self.cases.insert(case.clone());
             }
             C::Merged { case, absorbed } => {
-                self.cases.insert(case.to_string());
+                self.cases.insert(case.clone());
                 for a in absorbed {
                     self.cases.remove(&**a);
                     self.retired.push((a.to_string(), case.to_string()));

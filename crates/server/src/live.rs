@@ -384,7 +384,7 @@ impl<S: Store> CaseTask<S> {
                 // The tiers were recorded as announced; forget them so the retry announces.
                 for c in cases {
                     self.tiers.remove(&c.id);
-                    self.pending.cases.insert(c.id.clone());
+                    self.pending.cases.insert(c.id.as_str().into());
                 }
                 self.pending.retired.extend(retired);
             }
@@ -471,7 +471,7 @@ impl<S: Store> CaseTask<S> {
         let count = alerts.len();
         self.place(alerts).await;
         // Record the tiers of the cases known again, so the next change is an update.
-        let ids: Vec<String> = self.pending.cases.iter().cloned().collect();
+        let ids: Vec<String> = self.pending.cases.iter().map(|c| c.to_string()).collect();
         self.write(Vec::new(), false).await;
         if count > 0 {
             tracing::info!(alerts = count, cases = ids.len(), "open cases rebuilt");
