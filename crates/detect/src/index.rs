@@ -271,12 +271,34 @@ fn each_number(v: &EventValue<'_>, f: &mut dyn FnMut(i64)) {
 struct Needles {
     automaton: AhoCorasick,
     rules: Vec<Vec<u32>>,
+    /// The needles ASCII-lowercased in a leftmost, case-sensitive automaton: unlike the
+    /// overlapping, case-insensitive one it can use the SIMD (packed) prefilter. Asked first
+    /// whether any needle occurs at all in an event's folded text ([`Needles::mark_values`]).
+    any: Option<AhoCorasick>,
 }
 
+thread_local! {
+    /// An event's string values, folded, for the keywords' quick reject (reused across events).
+    static FOLDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Between two values in the folded text: never in UTF-8, so no needle spans two values.
+const VALUE_SEPARATOR: u8 = 0xFF;
+
 impl Needles {
-    fn build(map: HashMap<String, Vec<u32>>) -> Result<Needles, Vec<u32>> {
+    /// `quick_reject`: also build [`Needles::any`] (for needles searched over a whole event's
+    /// values: keywords).
+    fn build(map: HashMap<String, Vec<u32>>, quick_reject: bool) -> Result<Needles, Vec<u32>> {
         let mut entries: Vec<(String, Vec<u32>)> = map.into_iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let any = if quick_reject {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .build(entries.iter().map(|(n, _)| n.to_ascii_lowercase()))
+                .ok()
+        } else {
+            None
+        };
         let built = AhoCorasick::builder()
             // Overlapping search needs the standard semantics: a needle inside another
             // still gates its own rules.
@@ -287,9 +309,40 @@ impl Needles {
             Ok(automaton) => Ok(Needles {
                 automaton,
                 rules: entries.into_iter().map(|(_, r)| r).collect(),
+                any,
             }),
             Err(_) => Err(entries.into_iter().flat_map(|(_, r)| r).collect()),
         }
+    }
+
+    /// [`Needles::mark`] over every string value of the event. The quick reject first folds
+    /// the values as `mark` does (ASCII lowercase; other text `to_lowercase`, which leaves no
+    /// ASCII capital) into one text and asks whether any lowercased needle occurs in it: a
+    /// needle `mark` finds (ASCII case-insensitively) is found there too, so a miss means
+    /// `mark` would mark nothing. Only on a hit does the overlapping search run.
+    fn mark_values(&self, view: &View<'_>, set: &mut Candidates) {
+        if let Some(any) = &self.any {
+            let hit = FOLDED.with(|cell| {
+                // Not reentrant; should it be borrowed, skip the reject (exact either way).
+                let Ok(mut text) = cell.try_borrow_mut() else {
+                    return true;
+                };
+                text.clear();
+                view.visit_string_values(&mut |s| {
+                    if s.is_ascii() {
+                        text.extend(s.bytes().map(|b| b.to_ascii_lowercase()));
+                    } else {
+                        text.extend_from_slice(s.to_lowercase().as_bytes());
+                    }
+                    text.push(VALUE_SEPARATOR);
+                });
+                any.is_match(text.as_slice())
+            });
+            if !hit {
+                return;
+            }
+        }
+        view.visit_string_values(&mut |s| self.mark(s, set));
     }
 
     fn mark(&self, haystack: &str, set: &mut Candidates) {
@@ -430,14 +483,14 @@ impl RuleGroup {
             if map.is_empty() {
                 continue;
             }
-            match Needles::build(map) {
+            match Needles::build(map, false) {
                 Ok(n) => g.fields[fi].contains = Some(n),
                 // An automaton that cannot be built gates nothing: its rules are open.
                 Err(rs) => g.always.extend(rs),
             }
         }
         if !keywords.is_empty() {
-            match Needles::build(keywords) {
+            match Needles::build(keywords, true) {
                 Ok(n) => g.keywords = Some(n),
                 Err(rs) => g.always.extend(rs),
             }
@@ -480,7 +533,7 @@ impl RuleGroup {
             }
         }
         if let Some(k) = &self.keywords {
-            view.visit_string_values(&mut |s| k.mark(s, &mut set));
+            k.mark_values(view, &mut set);
         }
         for pos in set.iter() {
             let (Some(rule), Some(&id)) = (self.rules.get(pos), self.ids.get(pos)) else {
@@ -541,7 +594,7 @@ impl RuleGroup {
             });
         }
         if let Some(k) = &self.keywords {
-            view.visit_string_values(&mut |s| k.mark(s, &mut sets[4]));
+            k.mark_values(view, &mut sets[4]);
         }
         sets.map(|s| s.iter().filter_map(|p| self.ids.get(p).copied()).collect())
     }
@@ -691,6 +744,42 @@ mod tests {
         ]);
         assert_eq!(hits(&g, &json!({"CommandLine": "x ärzte y"})), [0]);
         assert_eq!(hits(&g, &json!({"CommandLine": "x ÄRZTE y"})), [0]);
+    }
+
+    #[test]
+    fn keyword_quick_reject_keeps_hits_and_drops_misses() {
+        let g = group(&[
+            KEYWORD,
+            "title: u\nlogsource: {product: windows}\ndetection:\n  kw: ['ÄRZTE', 'MiMiKaTz']\n  condition: kw\n",
+        ]);
+        assert!(g.keywords.as_ref().is_some_and(|k| k.any.is_some()));
+        let cases = [
+            (json!({"a": "x VssAdmin DELETE y"}), vec![0]),
+            (
+                json!({"a": 1, "b": ["z", {"c": "vssadmin delete"}]}),
+                vec![0],
+            ),
+            (json!({"a": "MIMIKATZ.exe"}), vec![1]),
+            (
+                json!({"a": "größe ärzte", "b": "vssadmin delete"}),
+                vec![0, 1],
+            ),
+            (json!({"a": "Größe ÄRZTE"}), vec![1]),
+            // Misses: no needle, a needle split across two values, non-ASCII lookalikes.
+            (json!({"a": "vssadmin", "b": "delete"}), vec![]),
+            (json!({"a": "vssadmin", "b": " delete"}), vec![]),
+            (json!({"a": "arzte mimikåtz", "n": 5}), vec![]),
+            (json!({}), vec![]),
+        ];
+        for (v, want) in cases {
+            assert_eq!(hits(&g, &v), want, "{v}");
+            let fields = Fields::Json(&v);
+            let view = View::new(&fields, None);
+            let mut by_rsigma = Vec::new();
+            g.evaluate_by_rsigma(&view, &mut by_rsigma);
+            assert_eq!(by_rsigma, want, "rsigma: {v}");
+            assert_eq!(g.candidate_sources(&view)[4], want, "keyword gate: {v}");
+        }
     }
 
     #[test]
