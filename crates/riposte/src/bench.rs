@@ -458,7 +458,10 @@ async fn bench_replay(count: u64, corpus: &Path, given: Option<PathBuf>) -> Resu
         w.flush()?;
     }
     eprintln!("replaying (decode + store) …");
-    let store = SqliteStore::open(&data, Durability::Full).await?;
+    // As `riposte replay` opens it: a new database with bulk pages.
+    let store =
+        SqliteStore::open_with_page_size(&data, Durability::Full, riposte_store::BULK_PAGE_SIZE)
+            .await?;
     let mut opts = ReplayOptions::new(vec![file.clone()]);
     opts.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let s = replay::run(&store, Arc::new(Pipeline::default()), opts).await?;

@@ -279,6 +279,17 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
             let edl = config.edl_access()?;
             let mut store = open_store(&data.data_dir, Durability::Full).await?;
             store.checkpoint_in_background().await?;
+            if let Ok(n) = store.page_size().await
+                && n > riposte_store::SERVER_PAGE_SIZE
+            {
+                tracing::warn!(
+                    page_size = n,
+                    "this database was created with {n}-byte pages (by `riposte replay`): \
+                     every response-stage commit writes whole pages, so playbook actions \
+                     start slower than on a database `serve` created ({} bytes)",
+                    riposte_store::SERVER_PAGE_SIZE
+                );
+            }
             let store = Arc::new(store);
             riposte_connectors::edl::bind(Arc::new(respond_setup::StoreLists(store.clone())));
             first_admin_token(&store, &data.data_dir).await?;
@@ -404,7 +415,14 @@ async fn run(cli: Cli) -> Result<std::process::ExitCode> {
                 Some("generic") => Some(config::generic_decoder(&decoders, mapping.as_deref())?),
                 Some(name) => Some(decoders.resolve(name, None)?),
             };
-            let store = open_store(&data.data_dir, Durability::Full).await?;
+            // A bulk load: a database it creates gets large pages (riposte_store::BULK_PAGE_SIZE).
+            let store = SqliteStore::open_with_page_size(
+                &data.data_dir,
+                Durability::Full,
+                riposte_store::BULK_PAGE_SIZE,
+            )
+            .await
+            .with_context(|| format!("opening the store in {}", data.data_dir.display()))?;
             let mut opts = ReplayOptions::new(paths);
             opts.decoder = fixed;
             opts.out = out;

@@ -21,7 +21,7 @@ use std::future::Future;
 use riposte_domain::{AuditRecord, Decoded, Origin, RecordKind, Timestamp};
 use serde::Serialize;
 
-pub use sqlite::{Durability, SqliteStore};
+pub use sqlite::{BULK_PAGE_SIZE, Durability, SERVER_PAGE_SIZE, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

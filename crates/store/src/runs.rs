@@ -656,6 +656,30 @@ mod tests {
         assert_eq!(synchronous(&s).await, 1, "NORMAL");
     }
 
+    /// A new database gets the page size it is opened with; an existing one keeps its own.
+    #[tokio::test]
+    async fn page_size_is_chosen_at_creation_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path(), Durability::Full)
+            .await
+            .unwrap();
+        assert_eq!(s.page_size().await.unwrap(), crate::SERVER_PAGE_SIZE);
+        s.close().await;
+        let bulk = tempfile::tempdir().unwrap();
+        let s =
+            SqliteStore::open_with_page_size(bulk.path(), Durability::Full, crate::BULK_PAGE_SIZE)
+                .await
+                .unwrap();
+        assert_eq!(s.page_size().await.unwrap(), crate::BULK_PAGE_SIZE);
+        assert!(s.insert_run(&run("r0"), entry()).await.unwrap());
+        s.close().await;
+        let s = SqliteStore::open(bulk.path(), Durability::Full)
+            .await
+            .unwrap();
+        assert_eq!(s.page_size().await.unwrap(), crate::BULK_PAGE_SIZE, "kept");
+        assert!(s.run("r0").await.unwrap().is_some());
+    }
+
     /// The response writer's thread and the sqlx writer append to one audit chain at the
     /// same time: every record lands once, in one unbroken chain.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

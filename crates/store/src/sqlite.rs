@@ -42,14 +42,18 @@ pub enum Durability {
 /// Rows per multi-row INSERT: fewer round trips to SQLite, within its variable limit.
 const CHUNK: usize = 256;
 
-/// SQLite's page size, fixed when the database is created (an existing database keeps its
-/// own). Small pages, because every commit writes each page it touches whole into the WAL:
-/// with 32 KiB pages a response-stage alert (two small commits) wrote 216 KB, and at 1,000
-/// alerts/s the copying and checksumming of those pages set the response tail (p99 23 – 63
-/// ms against 4.8 – 8.1 ms with 4 KiB pages, same build, BENCHMARKS.md "Response"). Bulk
-/// ingest pays for it: `bench replay` measured 58,700 records/s with 32 KiB pages and 50,000
-/// with 4 KiB (BENCHMARKS.md "Replay").
-const PAGE_SIZE: u32 = 4 * 1024;
+/// SQLite's page size for a database `riposte serve` (and every command but replay) creates;
+/// fixed at creation, an existing database keeps its own. Small pages, because every commit
+/// writes each page it touches whole into the WAL: with 32 KiB pages a response-stage alert
+/// (two small commits) wrote 216 KB, and at 1,000 alerts/s the copying and checksumming of
+/// those pages set the response tail (p99 23 – 63 ms against 4.8 – 8.1 ms with 4 KiB pages,
+/// same build, BENCHMARKS.md "Response").
+pub const SERVER_PAGE_SIZE: u32 = 4 * 1024;
+
+/// The page size for a database created by a bulk load (`riposte replay`): large pages keep
+/// the id index shallow and cut write calls, 56,800 records/s against 42,300 with 4 KiB
+/// pages (BENCHMARKS.md "Replay"). A server started on such a database says so at start.
+pub const BULK_PAGE_SIZE: u32 = 32 * 1024;
 
 /// The writing connection. The audit head is read inside each write transaction (begun
 /// IMMEDIATE, so it holds SQLite's write lock), because `riposte token …` and other commands
@@ -186,6 +190,17 @@ pub(crate) fn now() -> Timestamp {
 impl SqliteStore {
     /// Opens (creating if needed) `DIR/riposte.db` and brings its schema up to date.
     pub async fn open(data_dir: &Path, durability: Durability) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_page_size(data_dir, durability, SERVER_PAGE_SIZE).await
+    }
+
+    /// [`SqliteStore::open`], creating a new database with `page_size` pages (a power of two
+    /// from 512 to 65,536; see [`SERVER_PAGE_SIZE`] and [`BULK_PAGE_SIZE`]). An existing
+    /// database keeps the page size it was created with.
+    pub async fn open_with_page_size(
+        data_dir: &Path,
+        durability: Durability,
+        page_size: u32,
+    ) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.display().to_string(),
             source,
@@ -205,7 +220,7 @@ impl SqliteStore {
                 .clone()
                 .create_if_missing(true)
                 .synchronous(sync)
-                .page_size(PAGE_SIZE)
+                .page_size(page_size)
                 .pragma("cache_size", "-65536")
                 .pragma("temp_store", "memory"),
         )
@@ -253,6 +268,14 @@ impl SqliteStore {
             })?;
         self.checkpointer = Some(tokio::spawn(checkpoint_loop(conn)));
         Ok(())
+    }
+
+    /// The database's page size, as it was created.
+    pub async fn page_size(&self) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(&self.readers)
+            .await?;
+        Ok(n as u32)
     }
 
     /// The database file.
