@@ -412,11 +412,7 @@ impl Detector {
         let service = &self.mapping.services()[si];
         for &ci in &sources.categories {
             let cat = &self.mapping.categories()[ci];
-            let renames = if cat.fields.is_empty() {
-                &service.fields
-            } else {
-                &cat.fields
-            };
+            let renames = category_renames(&cat.fields, &service.fields);
             if let Some(gs) = self.by_category.get(&cat.category.to_ascii_lowercase()) {
                 let gs: Vec<usize> = gs
                     .iter()
@@ -479,11 +475,7 @@ impl Detector {
         let mut routed: Vec<(usize, &FieldRenames)> = Vec::new();
         for &ci in &sources.categories {
             let cat = &self.mapping.categories()[ci];
-            let renames = if cat.fields.is_empty() {
-                &service.fields
-            } else {
-                &cat.fields
-            };
+            let renames = category_renames(&cat.fields, &service.fields);
             for &gi in self
                 .by_category
                 .get(&cat.category.to_ascii_lowercase())
@@ -641,5 +633,14 @@ impl std::fmt::Debug for Detector {
         f.debug_struct("Detector")
             .field("stats", &self.stats())
             .finish_non_exhaustive()
+    }
+}
+
+/// The field renames a category's rules see: its own, or its service's when it has none.
+fn category_renames<'a>(category: &'a FieldRenames, service: &'a FieldRenames) -> &'a FieldRenames {
+    if category.is_empty() {
+        service
+    } else {
+        category
     }
 }

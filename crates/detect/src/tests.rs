@@ -271,9 +271,8 @@ mod agreement {
         }
     }
 
-    #[test]
-    fn every_rule_agrees_with_rsigma_eval() {
-        let root = corpus();
+    /// Every rule file of the three SigmaHQ folders of the corpus, read.
+    fn corpus_rule_texts(root: &std::path::Path) -> Vec<RuleText> {
         let mut rule_files = Vec::new();
         for d in ["rules", "rules-emerging-threats", "rules-threat-hunting"] {
             files(
@@ -282,13 +281,19 @@ mod agreement {
                 &mut rule_files,
             );
         }
-        let texts: Vec<RuleText> = rule_files
+        rule_files
             .iter()
             .map(|p| RuleText {
                 name: p.display().to_string(),
                 text: std::fs::read_to_string(p).unwrap(),
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn every_rule_agrees_with_rsigma_eval() {
+        let root = corpus();
+        let texts = corpus_rule_texts(&root);
         // Through the parsed-rule cache, warm: every file must come back from it, and the
         // matches below must still agree with rsigma-eval.
         let cold = crate::RuleCache::new();
@@ -351,21 +356,7 @@ mod agreement {
     #[ignore]
     fn candidate_sources() {
         let root = corpus();
-        let mut rule_files = Vec::new();
-        for d in ["rules", "rules-emerging-threats", "rules-threat-hunting"] {
-            files(
-                &root.join("sigma").join(d),
-                &["yml", "yaml"],
-                &mut rule_files,
-            );
-        }
-        let texts: Vec<RuleText> = rule_files
-            .iter()
-            .map(|p| RuleText {
-                name: p.display().to_string(),
-                text: std::fs::read_to_string(p).unwrap(),
-            })
-            .collect();
+        let texts = corpus_rule_texts(&root);
         let d = Detector::load(&texts, Mapping::builtin(), &LoadOptions::default());
         let mut evtx_files = vec![
             root.join("ocsf-examples/raw_sample_log_dataset/Microsoft/WinEventLog/Security/xml/security.evtx"),

@@ -40,6 +40,11 @@ pub(crate) enum Job {
     All(Vec<Prepared>),
     /// An audit record on its own.
     Audit(AuditEntry),
+}
+
+/// What the writer's thread receives: a write for the next group, or an order done at once.
+pub(crate) enum Msg {
+    Write(Job),
     /// Stop SQLite's automatic checkpoints on this connection (a background checkpointer
     /// copies the WAL instead).
     NoAutoCheckpoint,
@@ -56,7 +61,7 @@ type Reply = tokio::sync::oneshot::Sender<Result<bool, RespondError>>;
 
 /// The handle the store keeps: where jobs go, and the thread to join at close.
 pub(crate) struct ResponseWriter {
-    jobs: Option<mpsc::Sender<(Job, Reply)>>,
+    jobs: Option<mpsc::Sender<(Msg, Reply)>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -106,12 +111,21 @@ impl ResponseWriter {
     /// Queues `job` for the next group and waits for its commit: `true` when it applied,
     /// `false` when it was refused (and wrote nothing).
     pub(crate) async fn submit(&self, job: Job) -> Result<bool, RespondError> {
+        self.send(Msg::Write(job)).await
+    }
+
+    /// Turns SQLite's automatic checkpoints off on the writer's connection.
+    pub(crate) async fn no_auto_checkpoint(&self) -> Result<bool, RespondError> {
+        self.send(Msg::NoAutoCheckpoint).await
+    }
+
+    async fn send(&self, msg: Msg) -> Result<bool, RespondError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let gone = || RespondError::Store("the response writer has stopped".into());
         self.jobs
             .as_ref()
             .ok_or_else(gone)?
-            .send((job, tx))
+            .send((msg, tx))
             .map_err(|_| gone())?;
         rx.await.unwrap_or_else(|_| Err(gone()))
     }
@@ -125,18 +139,11 @@ impl ResponseWriter {
     }
 }
 
-impl Drop for ResponseWriter {
-    fn drop(&mut self) {
-        // Dropping the sender ends the thread once it has answered what it holds.
-        self.jobs = None;
-    }
-}
-
 /// The thread: waits for a job, takes every job queued behind it (again once it holds the
 /// writer mutex, as more arrive while it waits), commits them as one group and answers each.
 fn serve(
     mut conn: Connection,
-    jobs: mpsc::Receiver<(Job, Reply)>,
+    jobs: mpsc::Receiver<(Msg, Reply)>,
     lock: Arc<Mutex<Writer>>,
     committed: Arc<AtomicU64>,
 ) {
@@ -174,7 +181,7 @@ fn serve(
 /// Adds the jobs queued now to `group`, up to [`MAX_GROUP`].
 fn drain(
     conn: &mut Connection,
-    jobs: &mpsc::Receiver<(Job, Reply)>,
+    jobs: &mpsc::Receiver<(Msg, Reply)>,
     group: &mut Vec<(Job, Reply)>,
 ) {
     while group.len() < MAX_GROUP {
@@ -186,16 +193,16 @@ fn drain(
 }
 
 /// Puts a write into `group`; a control job is done at once.
-fn take(conn: &mut Connection, (job, reply): (Job, Reply), group: &mut Vec<(Job, Reply)>) {
-    match job {
-        Job::NoAutoCheckpoint => {
+fn take(conn: &mut Connection, (msg, reply): (Msg, Reply), group: &mut Vec<(Job, Reply)>) {
+    match msg {
+        Msg::NoAutoCheckpoint => {
             let r = conn
                 .execute_batch("PRAGMA wal_autocheckpoint = 0;")
                 .map(|_| true)
                 .map_err(rs_err);
             let _ = reply.send(r);
         }
-        job => group.push((job, reply)),
+        Msg::Write(job) => group.push((job, reply)),
     }
 }
 
@@ -213,7 +220,6 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) -> Result<Vec<bool>, Resp
             Job::One(w) => w.apply(&tx)?,
             Job::All(ws) => crate::runs::apply_all(&tx, ws)?,
             Job::Audit(a) => Wrote::Applied(vec![a]),
-            Job::NoAutoCheckpoint => Wrote::Nothing,
         };
         match wrote {
             Wrote::Nothing => applied.push(false),

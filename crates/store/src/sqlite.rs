@@ -260,7 +260,7 @@ impl SqliteStore {
                 .await?;
         }
         self.response
-            .submit(crate::response_writer::Job::NoAutoCheckpoint)
+            .no_auto_checkpoint()
             .await
             .map_err(|e| StoreError::Io {
                 what: "turning off the response writer's inline checkpoints".into(),
