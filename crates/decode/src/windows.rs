@@ -110,7 +110,15 @@ impl Decoder for Windows {
 
 /// A Windows record's event data (its named values), in either shape this decoder reads.
 pub fn event_data(r: &Value) -> Option<&Value> {
-    winlogbeat_data(r).or_else(|| evtx_data(r))
+    // Only a record with a top-level `winlog…` key can hold Winlogbeat's data (EVTX renderings
+    // have one key, `Event`): the four look-ups that would miss are skipped.
+    let winlog = r
+        .as_object()
+        .is_some_and(|o| o.keys().any(|k| k.starts_with("winlog")));
+    winlog
+        .then(|| winlogbeat_data(r))
+        .flatten()
+        .or_else(|| evtx_data(r))
 }
 
 fn winlogbeat_data(r: &Value) -> Option<&Value> {

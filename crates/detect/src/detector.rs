@@ -97,9 +97,13 @@ pub struct Detector {
     /// The groups holding a rule of `correlated`.
     fed_groups: HashSet<usize>,
     groups: Vec<Group>,
-    by_category: HashMap<String, Vec<usize>>,
-    by_service: HashMap<String, Vec<usize>>,
-    by_product: HashMap<String, Vec<usize>>,
+    /// Per mapping category: the groups of that category (their product and service, where
+    /// named, the category's), judged with the category's renames.
+    category_groups: Vec<Vec<usize>>,
+    /// Per mapping service: the groups of that service (no category), then those of its
+    /// product alone; judged with the service's renames.
+    service_groups: Vec<Vec<usize>>,
+    /// Groups with no logsource: every event.
     everywhere: Vec<usize>,
     refusals: Mutex<Vec<Refusal>>,
     failed_compile: AtomicUsize,
@@ -202,6 +206,41 @@ impl Detector {
                 (None, None, None) => everywhere.push(gi),
             }
         }
+        // Routes, resolved once: an event's classification picks them by position.
+        let category_groups = mapping
+            .categories()
+            .iter()
+            .map(|cat| {
+                by_category
+                    .get(&cat.category.to_ascii_lowercase())
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|&gi| {
+                        let g = &groups[gi];
+                        same(&g.product, &cat.product) && same(&g.service, &cat.service)
+                    })
+                    .collect()
+            })
+            .collect();
+        let service_groups = mapping
+            .services()
+            .iter()
+            .map(|service| {
+                let own = by_service
+                    .get(&service.service.to_ascii_lowercase())
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|&gi| same(&groups[gi].product, &service.product));
+                let product = by_product
+                    .get(&service.product.to_ascii_lowercase())
+                    .into_iter()
+                    .flatten()
+                    .copied();
+                own.chain(product).collect()
+            })
+            .collect();
         let stats = RuleStats {
             files: texts.len(),
             rules: rules.len(),
@@ -222,9 +261,8 @@ impl Detector {
             correlated,
             fed_groups,
             groups,
-            by_category,
-            by_service,
-            by_product,
+            category_groups,
+            service_groups,
             everywhere,
             refusals: Mutex::new(parsed.refusals),
             failed_compile: AtomicUsize::new(0),
@@ -413,27 +451,11 @@ impl Detector {
         for &ci in &sources.categories {
             let cat = &self.mapping.categories()[ci];
             let renames = category_renames(&cat.fields, &service.fields);
-            if let Some(gs) = self.by_category.get(&cat.category.to_ascii_lowercase()) {
-                let gs: Vec<usize> = gs
-                    .iter()
-                    .copied()
-                    .filter(|&gi| {
-                        let g = &self.groups[gi];
-                        same(&g.product, &cat.product) && same(&g.service, &cat.service)
-                    })
-                    .collect();
-                self.eval_groups(&gs, &fields, Some(renames), pass, &mut results);
+            if let Some(gs) = self.category_groups.get(ci) {
+                self.eval_groups(gs, &fields, Some(renames), pass, &mut results);
             }
         }
-        if let Some(gs) = self.by_service.get(&service.service.to_ascii_lowercase()) {
-            let gs: Vec<usize> = gs
-                .iter()
-                .copied()
-                .filter(|&gi| same(&self.groups[gi].product, &service.product))
-                .collect();
-            self.eval_groups(&gs, &fields, Some(&service.fields), pass, &mut results);
-        }
-        if let Some(gs) = self.by_product.get(&service.product.to_ascii_lowercase()) {
+        if let Some(gs) = self.service_groups.get(si) {
             self.eval_groups(gs, &fields, Some(&service.fields), pass, &mut results);
         }
         self.eval_groups(
@@ -476,37 +498,17 @@ impl Detector {
         for &ci in &sources.categories {
             let cat = &self.mapping.categories()[ci];
             let renames = category_renames(&cat.fields, &service.fields);
-            for &gi in self
-                .by_category
-                .get(&cat.category.to_ascii_lowercase())
-                .into_iter()
-                .flatten()
-            {
-                let g = &self.groups[gi];
-                if same(&g.product, &cat.product) && same(&g.service, &cat.service) {
-                    routed.push((gi, renames));
-                }
+            for &gi in self.category_groups.get(ci).into_iter().flatten() {
+                routed.push((gi, renames));
             }
         }
         for &gi in self
-            .by_service
-            .get(&service.service.to_ascii_lowercase())
+            .service_groups
+            .get(si)
             .into_iter()
             .flatten()
+            .chain(&self.everywhere)
         {
-            if same(&self.groups[gi].product, &service.product) {
-                routed.push((gi, &service.fields));
-            }
-        }
-        for &gi in self
-            .by_product
-            .get(&service.product.to_ascii_lowercase())
-            .into_iter()
-            .flatten()
-        {
-            routed.push((gi, &service.fields));
-        }
-        for &gi in &self.everywhere {
             routed.push((gi, &service.fields));
         }
         for (gi, renames) in routed {

@@ -13,85 +13,237 @@
 //! `every_rule_agrees_with_rsigma_eval` hold the two to the same answers.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
+use memchr::memmem::Finder;
 use regex::RegexSet;
 use rsigma_eval::matcher::{CompiledMatcher, GroupMode, ascii_lowercase_cow};
-use rsigma_eval::{CompiledDetection, CompiledDetectionItem, CompiledRule, Event, EventValue};
+use rsigma_eval::{CompiledDetection, CompiledRule, Event, EventValue};
 use rsigma_parser::{ConditionExpr, Quantifier};
 
 use crate::view::View;
 
-/// Whether this module can judge the rule alone (no array or conditional detection, whose
-/// evaluation `rsigma-eval` keeps to itself).
-pub(crate) fn judged_here(rule: &CompiledRule) -> bool {
-    fn plain(d: &CompiledDetection) -> bool {
-        match d {
-            CompiledDetection::AllOf(_) | CompiledDetection::Keywords(_) => true,
-            CompiledDetection::AnyOf(ds) | CompiledDetection::And(ds) => ds.iter().all(plain),
-            CompiledDetection::ArrayMatch { .. } | CompiledDetection::Conditional { .. } => false,
+/// A rule as this module judges it: its detections in a vector and its conditions with every
+/// detection name resolved to a position once, at load (judging hashed each name per event
+/// with `rsigma-eval`'s SipHash map, and matched each `1 of selection_*` pattern against every
+/// detection name per event).
+pub(crate) struct Judge {
+    detections: Vec<Det>,
+    conditions: Vec<Cond>,
+}
+
+/// A detection as judged here: `rsigma-eval`'s, with each item's matching of string values
+/// prepared ([`Text`]).
+enum Det {
+    AllOf(Vec<Item>),
+    AnyOf(Vec<Det>),
+    And(Vec<Det>),
+    Keywords(CompiledMatcher),
+}
+
+struct Item {
+    field: Option<String>,
+    exists: Option<bool>,
+    /// For values that are not strings, and keyword items.
+    matcher: CompiledMatcher,
+    /// For string values.
+    text: Text,
+}
+
+/// How a string value is matched, as [`matcher`] matches it, with every case-insensitive
+/// substring test given a searcher built once at load (`str::contains` sets up its
+/// Two-Way searcher on every call: ~8 % of judging's instructions).
+enum Text {
+    Contains(Finder<'static>),
+    AnyOf(Vec<Text>),
+    AllOf(Vec<Text>),
+    Not(Box<Text>),
+    /// A case-insensitive group: its members on the folded text, as [`pre_folded`] does.
+    Group(Vec<Folded>, GroupMode),
+    Plain(CompiledMatcher),
+}
+
+/// A group member on folded text, as [`pre_folded`] matches it.
+enum Folded {
+    Contains(Finder<'static>),
+    AnyOf(Vec<Folded>),
+    AllOf(Vec<Folded>),
+    Not(Box<Folded>),
+    Group(Vec<Folded>, GroupMode),
+    Plain(CompiledMatcher),
+}
+
+impl Det {
+    fn new(d: &CompiledDetection) -> Option<Det> {
+        Some(match d {
+            CompiledDetection::AllOf(items) => Det::AllOf(
+                items
+                    .iter()
+                    .map(|i| Item {
+                        field: i.field.clone(),
+                        exists: i.exists,
+                        matcher: i.matcher.clone(),
+                        text: Text::new(&i.matcher),
+                    })
+                    .collect(),
+            ),
+            CompiledDetection::AnyOf(ds) => {
+                Det::AnyOf(ds.iter().map(Det::new).collect::<Option<_>>()?)
+            }
+            CompiledDetection::And(ds) => Det::And(ds.iter().map(Det::new).collect::<Option<_>>()?),
+            CompiledDetection::Keywords(m) => Det::Keywords(m.clone()),
+            CompiledDetection::ArrayMatch { .. } | CompiledDetection::Conditional { .. } => {
+                return None;
+            }
+        })
+    }
+}
+
+impl Text {
+    fn new(m: &CompiledMatcher) -> Text {
+        match m {
+            CompiledMatcher::Contains {
+                value,
+                case_insensitive: true,
+            } => Text::Contains(Finder::new(value.as_bytes()).into_owned()),
+            CompiledMatcher::AnyOf(ms) => Text::AnyOf(ms.iter().map(Text::new).collect()),
+            CompiledMatcher::AllOf(ms) => Text::AllOf(ms.iter().map(Text::new).collect()),
+            CompiledMatcher::Not(inner) => Text::Not(Box::new(Text::new(inner))),
+            CompiledMatcher::CaseInsensitiveGroup { children, mode } => {
+                Text::Group(children.iter().map(Folded::new).collect(), *mode)
+            }
+            other => Text::Plain(other.clone()),
         }
     }
-    rule.detections.values().all(plain)
 }
 
-/// Does `rule` match? The same answer as `rsigma_eval::evaluate_rule(rule, view).is_some()`
-/// for a rule [`judged_here`].
-pub(crate) fn rule_matches(rule: &CompiledRule, view: &View<'_>) -> bool {
-    rule.conditions
-        .iter()
-        .any(|c| condition(c, &rule.detections, view))
+impl Folded {
+    fn new(m: &CompiledMatcher) -> Folded {
+        match m {
+            CompiledMatcher::Contains {
+                value,
+                case_insensitive: true,
+            } => Folded::Contains(Finder::new(value.as_bytes()).into_owned()),
+            CompiledMatcher::AnyOf(ms) => Folded::AnyOf(ms.iter().map(Folded::new).collect()),
+            CompiledMatcher::AllOf(ms) => Folded::AllOf(ms.iter().map(Folded::new).collect()),
+            CompiledMatcher::Not(inner) => Folded::Not(Box::new(Folded::new(inner))),
+            CompiledMatcher::CaseInsensitiveGroup { children, mode } => {
+                Folded::Group(children.iter().map(Folded::new).collect(), *mode)
+            }
+            other => Folded::Plain(other.clone()),
+        }
+    }
+
+    fn matches(&self, folded: &str) -> bool {
+        match self {
+            Folded::Contains(f) => f.find(folded.as_bytes()).is_some(),
+            Folded::AnyOf(ms) => ms.iter().any(|m| m.matches(folded)),
+            Folded::AllOf(ms) => ms.iter().all(|m| m.matches(folded)),
+            Folded::Not(inner) => !inner.matches(folded),
+            Folded::Group(children, mode) => match mode {
+                GroupMode::Any => children.iter().any(|c| c.matches(folded)),
+                GroupMode::All => children.iter().all(|c| c.matches(folded)),
+            },
+            Folded::Plain(m) => pre_folded(m, folded),
+        }
+    }
 }
 
-fn condition(
-    expr: &ConditionExpr,
-    detections: &HashMap<String, CompiledDetection>,
-    view: &View<'_>,
-) -> bool {
-    match expr {
-        ConditionExpr::Identifier(name) => detections.get(name).is_some_and(|d| detection(d, view)),
-        ConditionExpr::And(es) => es.iter().all(|e| condition(e, detections, view)),
-        ConditionExpr::Or(es) => es.iter().any(|e| condition(e, detections, view)),
-        ConditionExpr::Not(e) => !condition(e, detections, view),
-        ConditionExpr::Selector {
-            quantifier,
-            pattern,
-        } => {
-            let mut selected = detections
-                .iter()
-                .filter(|(name, _)| pattern.matches_detection_name(name));
-            match quantifier {
-                Quantifier::Any => selected.any(|(_, d)| detection(d, view)),
-                Quantifier::All => selected.all(|(_, d)| detection(d, view)),
-                Quantifier::Count(required) => {
-                    if *required == 0 {
-                        return true;
+/// A condition with its detections as positions in [`Judge::detections`].
+enum Cond {
+    Detection(usize),
+    /// An identifier naming no detection: never true (as in `rsigma-eval`).
+    Missing,
+    And(Vec<Cond>),
+    Or(Vec<Cond>),
+    Not(Box<Cond>),
+    /// `1 of …` / `any of …`: the selected detections, any of them.
+    Any(Vec<usize>),
+    /// `all of …` (vacuously true when nothing is selected).
+    All(Vec<usize>),
+    /// `N of …` with N ≥ 1.
+    AtLeast(Vec<usize>, u64),
+}
+
+impl Judge {
+    /// The rule as judged here, or `None` when it has an array or conditional detection,
+    /// whose evaluation `rsigma-eval` keeps to itself.
+    pub(crate) fn new(rule: &CompiledRule) -> Option<Judge> {
+        let names: Vec<&String> = rule.detections.keys().collect();
+        let detections = names
+            .iter()
+            .map(|n| rule.detections.get(*n).and_then(Det::new))
+            .collect::<Option<Vec<Det>>>()?;
+        let conditions = rule.conditions.iter().map(|c| resolve(c, &names)).collect();
+        Some(Judge {
+            detections,
+            conditions,
+        })
+    }
+
+    /// Does the rule match? The same answer as
+    /// `rsigma_eval::evaluate_rule(rule, view).is_some()`.
+    pub(crate) fn matches(&self, view: &View<'_>) -> bool {
+        self.conditions.iter().any(|c| self.holds(c, view))
+    }
+
+    fn holds(&self, c: &Cond, view: &View<'_>) -> bool {
+        let det = |i: &usize| self.detections.get(*i).is_some_and(|d| detection(d, view));
+        match c {
+            Cond::Detection(i) => det(i),
+            Cond::Missing => false,
+            Cond::And(cs) => cs.iter().all(|c| self.holds(c, view)),
+            Cond::Or(cs) => cs.iter().any(|c| self.holds(c, view)),
+            Cond::Not(c) => !self.holds(c, view),
+            Cond::Any(ds) => ds.iter().any(det),
+            Cond::All(ds) => ds.iter().all(det),
+            Cond::AtLeast(ds, required) => {
+                let mut matched = 0u64;
+                ds.iter().any(|i| {
+                    if det(i) {
+                        matched += 1;
                     }
-                    let mut matched = 0u64;
-                    selected.any(|(_, d)| {
-                        if detection(d, view) {
-                            matched += 1;
-                        }
-                        matched >= *required
-                    })
-                }
+                    matched >= *required
+                })
             }
         }
     }
 }
 
-fn detection(d: &CompiledDetection, view: &View<'_>) -> bool {
-    match d {
-        CompiledDetection::AllOf(items) => items.iter().all(|i| item(i, view)),
-        CompiledDetection::AnyOf(ds) => ds.iter().any(|d| detection(d, view)),
-        CompiledDetection::And(ds) => ds.iter().all(|d| detection(d, view)),
-        CompiledDetection::Keywords(m) => m.matches_keyword(view),
-        // Not judged here (see `judged_here`); never reached for such rules.
-        CompiledDetection::ArrayMatch { .. } | CompiledDetection::Conditional { .. } => false,
+fn resolve(expr: &ConditionExpr, names: &[&String]) -> Cond {
+    let position = |name: &str| names.iter().position(|n| n.as_str() == name);
+    match expr {
+        ConditionExpr::Identifier(name) => position(name).map_or(Cond::Missing, Cond::Detection),
+        ConditionExpr::And(es) => Cond::And(es.iter().map(|e| resolve(e, names)).collect()),
+        ConditionExpr::Or(es) => Cond::Or(es.iter().map(|e| resolve(e, names)).collect()),
+        ConditionExpr::Not(e) => Cond::Not(Box::new(resolve(e, names))),
+        ConditionExpr::Selector {
+            quantifier,
+            pattern,
+        } => {
+            let selected: Vec<usize> = (0..names.len())
+                .filter(|&i| pattern.matches_detection_name(names[i]))
+                .collect();
+            match quantifier {
+                Quantifier::Any => Cond::Any(selected),
+                Quantifier::All => Cond::All(selected),
+                // `0 of …` is vacuously true: all of nothing.
+                Quantifier::Count(0) => Cond::All(Vec::new()),
+                Quantifier::Count(n) => Cond::AtLeast(selected, *n),
+            }
+        }
     }
 }
 
-fn item(i: &CompiledDetectionItem, view: &View<'_>) -> bool {
+fn detection(d: &Det, view: &View<'_>) -> bool {
+    match d {
+        Det::AllOf(items) => items.iter().all(|i| item(i, view)),
+        Det::AnyOf(ds) => ds.iter().any(|d| detection(d, view)),
+        Det::And(ds) => ds.iter().all(|d| detection(d, view)),
+        Det::Keywords(m) => m.matches_keyword(view),
+    }
+}
+
+fn item(i: &Item, view: &View<'_>) -> bool {
     if let Some(expected) = i.exists {
         return match &i.field {
             Some(f) => view.get_field(f).is_some_and(|v| !v.is_null()) == expected,
@@ -100,10 +252,38 @@ fn item(i: &CompiledDetectionItem, view: &View<'_>) -> bool {
     }
     match &i.field {
         Some(f) => match view.get_field_at(f) {
+            Some((value @ EventValue::Str(_), at)) => text(&i.text, &value, at, view),
             Some((value, at)) => matcher(&i.matcher, &value, at, view),
             None => matches!(i.matcher, CompiledMatcher::Null),
         },
         None => i.matcher.matches_keyword(view),
+    }
+}
+
+/// [`matcher`] on a string value, with the prepared substring searchers.
+fn text(t: &Text, value: &EventValue<'_>, at: Option<usize>, view: &View<'_>) -> bool {
+    let EventValue::Str(s) = value else {
+        return false;
+    };
+    let fold = || -> Cow<'_, str> {
+        match at.and_then(|i| view.folded(i)) {
+            Some(f) => Cow::Borrowed(f),
+            None => ascii_lowercase_cow(s),
+        }
+    };
+    match t {
+        Text::Contains(f) => f.find(fold().as_bytes()).is_some(),
+        Text::AnyOf(ts) => ts.iter().any(|t| text(t, value, at, view)),
+        Text::AllOf(ts) => ts.iter().all(|t| text(t, value, at, view)),
+        Text::Not(inner) => !text(inner, value, at, view),
+        Text::Group(children, mode) => {
+            let folded = fold();
+            match mode {
+                GroupMode::Any => children.iter().any(|c| c.matches(&folded)),
+                GroupMode::All => children.iter().all(|c| c.matches(&folded)),
+            }
+        }
+        Text::Plain(m) => matcher(m, value, at, view),
     }
 }
 

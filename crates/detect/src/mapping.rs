@@ -110,6 +110,9 @@ pub struct Category {
 pub struct Mapping {
     services: Vec<Service>,
     categories: Vec<Category>,
+    /// Per service: the categories of its product and service, in mapping order (made by
+    /// [`Mapping::index`]; classifying an event looks at these alone).
+    of_service: Vec<Vec<usize>>,
 }
 
 /// The logsources one event belongs to: its service (product + service) and the categories
@@ -170,7 +173,25 @@ impl Mapping {
         Ok(Mapping {
             services,
             categories,
-        })
+            of_service: Vec::new(),
+        }
+        .index())
+    }
+
+    fn index(mut self) -> Mapping {
+        self.of_service = self
+            .services
+            .iter()
+            .map(|s| {
+                (0..self.categories.len())
+                    .filter(|&ci| {
+                        let c = &self.categories[ci];
+                        c.product == s.product && c.service == s.service
+                    })
+                    .collect()
+            })
+            .collect();
+        self
     }
 
     /// The user's entries from `text` placed before this mapping's, so they win.
@@ -178,7 +199,7 @@ impl Mapping {
         let mut user = Mapping::from_yaml(text, name)?;
         user.services.extend(self.services);
         user.categories.extend(self.categories);
-        Ok(user)
+        Ok(user.index())
     }
 
     pub fn services(&self) -> &[Service] {
@@ -211,26 +232,23 @@ impl Mapping {
         // for EventID).
         let mut read: Vec<(&str, Option<String>)> = Vec::new();
         if let Some(si) = service {
-            let s = &self.services[si];
-            for (ci, c) in self.categories.iter().enumerate() {
-                if c.product == s.product
-                    && c.service == s.service
-                    && c.when.iter().all(|(f, accepted)| {
-                        let i = match read.iter().position(|(k, _)| *k == f.as_str()) {
-                            Some(i) => i,
-                            None => {
-                                read.push((f.as_str(), field(f)));
-                                read.len() - 1
-                            }
-                        };
-                        read[i]
-                            .1
-                            .as_ref()
-                            .is_some_and(|v| accepted.iter().any(|a| a == v))
-                    })
-                    && !categories
-                        .iter()
-                        .any(|&k: &usize| self.categories[k].category == c.category)
+            for &ci in self.of_service.get(si).into_iter().flatten() {
+                let c = &self.categories[ci];
+                if c.when.iter().all(|(f, accepted)| {
+                    let i = match read.iter().position(|(k, _)| *k == f.as_str()) {
+                        Some(i) => i,
+                        None => {
+                            read.push((f.as_str(), field(f)));
+                            read.len() - 1
+                        }
+                    };
+                    read[i]
+                        .1
+                        .as_ref()
+                        .is_some_and(|v| accepted.iter().any(|a| a == v))
+                }) && !categories
+                    .iter()
+                    .any(|&k: &usize| self.categories[k].category == c.category)
                 {
                     categories.push(ci);
                 }

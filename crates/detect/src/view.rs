@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::collections::hash_map::Entry;
 
 use riposte_decode::windows::event_data;
 use rsigma_eval::event::{Event, EventValue, JsonEvent};
@@ -37,10 +38,11 @@ fn system_name(element: &str, attribute: &str) -> Cow<'static, str> {
 
 /// The flat Sigma view of a Windows record, or `None` when it is not one.
 pub fn windows_fields(original: &Value) -> Option<Flat<'_>> {
-    let data_len = match event_data(original) {
-        Some(Value::Object(d)) => d.len(),
-        _ => 0,
+    let data = match event_data(original) {
+        Some(Value::Object(d)) => Some(d),
+        _ => None,
     };
+    let data_len = data.map_or(0, Map::len);
     let mut out = Flat::with_capacity(data_len + 24);
     if let Some(sys) = original.get("Event").and_then(|e| e.get("System")) {
         let sys = sys.as_object()?;
@@ -99,7 +101,7 @@ pub fn windows_fields(original: &Value) -> Option<Flat<'_>> {
     } else {
         return None;
     }
-    if let Some(Value::Object(data)) = event_data(original) {
+    if let Some(data) = data {
         for (k, v) in data {
             // The evtx crate renders an element's attributes beside its text; the names Sigma
             // uses are the element names.
@@ -129,6 +131,9 @@ pub struct Flat<'a> {
     /// time a rule asks (`None`: the text is folded already), so hundreds of rules reading
     /// `Image` fold it once.
     folded: Vec<OnceCell<Option<Box<str>>>>,
+    /// Every string value of the record folded into one text ([`fold_values`]), made the
+    /// first time a group with keywords asks.
+    all_folded: OnceCell<Vec<u8>>,
 }
 
 impl<'a> Flat<'a> {
@@ -137,6 +142,7 @@ impl<'a> Flat<'a> {
             entries: Vec::with_capacity(n),
             index: foldhash::HashMap::with_capacity_and_hasher(n, Default::default()),
             folded: Vec::new(),
+            all_folded: OnceCell::new(),
         }
     }
 
@@ -149,14 +155,15 @@ impl<'a> Flat<'a> {
     }
 
     fn put(&mut self, k: Cow<'a, str>, v: Cow<'a, Value>) {
-        match self.index.get(k.as_ref()) {
-            Some(&i) => {
-                if let Some(e) = self.entries.get_mut(i as usize) {
+        // One hash and one probe per name (a borrowed name's clone is a pointer copy).
+        match self.index.entry(k.clone()) {
+            Entry::Occupied(o) => {
+                if let Some(e) = self.entries.get_mut(*o.get() as usize) {
                     e.1 = v;
                 }
             }
-            None => {
-                self.index.insert(k.clone(), self.entries.len() as u32);
+            Entry::Vacant(slot) => {
+                slot.insert(self.entries.len() as u32);
                 self.entries.push((k, v));
             }
         }
@@ -252,6 +259,25 @@ fn collect_str<'v>(v: &'v Value, out: &mut Vec<Cow<'v, str>>, depth: usize) {
     }
 }
 
+/// Between two values in [`fold_values`]'s text: never in UTF-8, so no needle spans two
+/// values.
+const VALUE_SEPARATOR: u8 = 0xFF;
+
+/// Appends `s` folded as the keyword and `contains` matchers fold text (ASCII lowercase; other
+/// text `to_lowercase`, which leaves no ASCII capital), then [`VALUE_SEPARATOR`].
+fn fold_value(s: &str, out: &mut Vec<u8>) {
+    if s.is_ascii() {
+        let start = out.len();
+        out.extend_from_slice(s.as_bytes());
+        if let Some(tail) = out.get_mut(start..) {
+            tail.make_ascii_lowercase();
+        }
+    } else {
+        out.extend_from_slice(s.to_lowercase().as_bytes());
+    }
+    out.push(VALUE_SEPARATOR);
+}
+
 /// An event as one Sigma rule group sees it.
 pub struct View<'a> {
     json: Option<JsonEvent<'a>>,
@@ -283,6 +309,16 @@ impl<'a> View<'a> {
         }
     }
 
+    /// How many keys [`View::visit_probe_keys`] visits (at most; `usize::MAX` when the event
+    /// cannot tell cheaply).
+    pub(crate) fn key_count(&self) -> usize {
+        let own = match (&self.json, self.flat) {
+            (None, Some(f)) => f.entries.len(),
+            _ => return usize::MAX,
+        };
+        own + self.renames.map_or(0, |r| r.len())
+    }
+
     /// Visits every key a field look-up can start from: the event's own top-level keys and
     /// the Sigma names the renames resolve. `false` when the event cannot list its keys.
     pub(crate) fn visit_probe_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
@@ -311,6 +347,28 @@ impl<'a> View<'a> {
             }
         }
         self.lookup_at(path)
+    }
+
+    /// `f` of every string value of the event folded into one text, each value followed by
+    /// [`VALUE_SEPARATOR`]: made once per flattened record however many groups ask, into
+    /// `scratch` for other events.
+    pub(crate) fn with_folded_values<R>(
+        &self,
+        scratch: &mut Vec<u8>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        if let Some(flat) = self.flat {
+            let text = flat.all_folded.get_or_init(|| {
+                let mut out = Vec::with_capacity(2048);
+                flat.values()
+                    .for_each(|v| visit_str(v, &mut |s| fold_value(s, &mut out), MAX_DEPTH));
+                out
+            });
+            return f(text);
+        }
+        scratch.clear();
+        self.visit_string_values(&mut |s| fold_value(s, scratch));
+        f(scratch)
     }
 
     /// The folded text of the flattened entry at `at` (from [`View::get_field_at`]).

@@ -95,6 +95,10 @@ pub enum BenchCommand {
         /// thread only).
         #[arg(long)]
         threads: Option<usize>,
+        /// Rounds of the stream's passes after one warm-up pass; each figure is the median
+        /// of its rounds, the passes of a round run back to back.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Alert arrival → action request of an `auto` step, in process on SQLite (p50/p99).
     Respond {
@@ -181,6 +185,7 @@ pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
             rule_cache,
             stream_only,
             threads,
+            rounds,
         } => crate::bench_detect::run(
             &corpus,
             rules,
@@ -191,6 +196,7 @@ pub async fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
                 rule_cache,
                 stream_only,
                 threads,
+                rounds,
             },
         )?,
         BenchCommand::Http {

@@ -38,6 +38,8 @@ pub struct Options {
     pub stream_only: bool,
     /// Threads of the stream's second run (default: all cores; 1: one run only).
     pub threads: Option<usize>,
+    /// Rounds of the stream's passes (medians reported), after one warm-up pass.
+    pub rounds: usize,
 }
 
 pub fn run(corpus: &Path, rules: Vec<PathBuf>, o: Options) -> Result<()> {
@@ -48,6 +50,7 @@ pub fn run(corpus: &Path, rules: Vec<PathBuf>, o: Options) -> Result<()> {
         rule_cache,
         stream_only,
         threads: stream_threads,
+        rounds,
     } = o;
     let started = Instant::now();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -87,7 +90,7 @@ pub fn run(corpus: &Path, rules: Vec<PathBuf>, o: Options) -> Result<()> {
             t.elapsed().as_secs_f64()
         );
         return if events > 0 {
-            stream(corpus, &detector, events, stream_threads)
+            stream(corpus, &detector, events, stream_threads, rounds)
         } else {
             Ok(())
         };
@@ -211,7 +214,7 @@ pub fn run(corpus: &Path, rules: Vec<PathBuf>, o: Options) -> Result<()> {
 
     // 3. Events/s on a stream.
     if events > 0 {
-        stream(corpus, &detector, events, stream_threads)?;
+        stream(corpus, &detector, events, stream_threads, rounds)?;
     }
     Ok(())
 }
@@ -252,7 +255,13 @@ fn templates(corpus: &Path) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-fn stream(corpus: &Path, detector: &Detector, n: usize, threads: usize) -> Result<()> {
+fn stream(
+    corpus: &Path,
+    detector: &Detector,
+    n: usize,
+    threads: usize,
+    rounds: usize,
+) -> Result<()> {
     let ts = templates(corpus)?;
     if ts.is_empty() {
         bail!("no template records");
@@ -320,10 +329,29 @@ fn stream(corpus: &Path, detector: &Detector, n: usize, threads: usize) -> Resul
         (n as f64 / t.elapsed().as_secs_f64(), hits)
     };
     let runs: &[usize] = if threads == 1 { &[1] } else { &[1, threads] };
+    // One untimed pass first: the allocator's arenas, the page cache and the CPU's clocks
+    // settle, so the first timed pass is not charged for them.
+    pass(2, threads);
+    let rounds = rounds.max(1);
+    println!(
+        "  (after one warm-up pass; each rate the median of {rounds} round(s), a round = the three passes back to back)"
+    );
     for &th in runs {
-        let (floor, _) = pass(0, th);
-        let (eval, matched) = pass(1, th);
-        let (rate, alerts) = pass(2, th);
+        let mut got: [Vec<f64>; 3] = Default::default();
+        let (mut matched, mut alerts) = (0, 0);
+        for _ in 0..rounds {
+            got[0].push(pass(0, th).0);
+            let (eval, m) = pass(1, th);
+            got[1].push(eval);
+            matched = m;
+            let (rate, a) = pass(2, th);
+            got[2].push(rate);
+            alerts = a;
+        }
+        let [floor, eval, rate] = got.map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        });
         println!(
             "  {th} thread(s): parse + decode {floor:.0} events/s; + rules {eval:.0} events/s ({:.0} % of the floor, {matched} matches); + alerts {rate:.0} events/s ({:.0} %, {alerts} alerts)",
             100.0 * eval / floor,
