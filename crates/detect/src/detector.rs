@@ -480,8 +480,8 @@ impl Detector {
         decoder: &str,
         action: &str,
         original: &Value,
-    ) -> [Vec<usize>; 5] {
-        let mut out: [Vec<usize>; 5] = Default::default();
+    ) -> [Vec<usize>; 6] {
+        let mut out: [Vec<usize>; 6] = Default::default();
         let Some(f) = windows_fields(original) else {
             return out;
         };

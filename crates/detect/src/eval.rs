@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use memchr::memmem::Finder;
 use regex::RegexSet;
 use rsigma_eval::matcher::{CompiledMatcher, GroupMode, ascii_lowercase_cow};
-use rsigma_eval::{CompiledDetection, CompiledRule, Event, EventValue};
+use rsigma_eval::{CompiledDetection, CompiledDetectionItem, CompiledRule, Event, EventValue};
 use rsigma_parser::{ConditionExpr, Quantifier};
 
 use crate::view::View;
@@ -75,17 +75,24 @@ enum Folded {
 impl Det {
     fn new(d: &CompiledDetection) -> Option<Det> {
         Some(match d {
-            CompiledDetection::AllOf(items) => Det::AllOf(
-                items
-                    .iter()
-                    .map(|i| Item {
-                        field: i.field.clone(),
-                        exists: i.exists,
-                        matcher: i.matcher.clone(),
-                        text: Text::new(&i.matcher),
-                    })
-                    .collect(),
-            ),
+            CompiledDetection::AllOf(items) => {
+                // All must hold, so the order is free: the items likeliest to fail cheaply
+                // first (a substring of a path or command line before the `EventID` every
+                // candidate shares).
+                let mut items: Vec<&CompiledDetectionItem> = items.iter().collect();
+                items.sort_by_key(|i| rank(i));
+                Det::AllOf(
+                    items
+                        .into_iter()
+                        .map(|i| Item {
+                            field: i.field.clone(),
+                            exists: i.exists,
+                            matcher: i.matcher.clone(),
+                            text: Text::new(&i.matcher),
+                        })
+                        .collect(),
+                )
+            }
             CompiledDetection::AnyOf(ds) => {
                 Det::AnyOf(ds.iter().map(Det::new).collect::<Option<_>>()?)
             }
@@ -95,6 +102,30 @@ impl Det {
                 return None;
             }
         })
+    }
+}
+
+/// Where an item goes in its detection's order (lower first): literal substring tests, then
+/// exact text, then numbers and booleans (`EventID`: what the candidates have in common),
+/// then regexes and everything else, then whole-event keywords and existence tests.
+fn rank(i: &CompiledDetectionItem) -> u8 {
+    fn matcher(m: &CompiledMatcher) -> u8 {
+        match m {
+            CompiledMatcher::Contains { .. }
+            | CompiledMatcher::StartsWith { .. }
+            | CompiledMatcher::EndsWith { .. }
+            | CompiledMatcher::AhoCorasickSet { .. }
+            | CompiledMatcher::CaseInsensitiveGroup { .. } => 0,
+            CompiledMatcher::Exact { .. } => 1,
+            CompiledMatcher::NumericEq(_) | CompiledMatcher::BoolEq(_) | CompiledMatcher::Null => 2,
+            CompiledMatcher::AnyOf(ms) => ms.iter().map(matcher).max().unwrap_or(3),
+            _ => 3,
+        }
+    }
+    match (&i.field, i.exists) {
+        (_, Some(_)) => 5,
+        (None, None) => 4,
+        (Some(_), None) => matcher(&i.matcher),
     }
 }
 

@@ -51,7 +51,10 @@ impl Gate {
     /// How many events a gate lets through, roughly (lower = fewer).
     fn looseness(&self) -> u8 {
         match self {
-            Gate::Equals(..) => 0,
+            // A long literal inside a path or command line is rarer than an exact value
+            // (`ObjectType: File`, `LogonType: 3`), which many events of a kind share.
+            Gate::Contains(_, t) if t.len() >= 8 => 0,
+            Gate::Equals(..) => 1,
             Gate::Contains(_, t) if t.len() >= 6 => 1,
             Gate::Contains(..) | Gate::Number(..) => 2,
             Gate::Keyword(t) if t.len() >= 6 => 3,
@@ -77,17 +80,18 @@ fn any_of(parts: impl IntoIterator<Item = Gates>) -> Gates {
 /// All of several expressions must hold: the gates of any one of them suffice; take the
 /// tightest.
 fn all_of(parts: impl IntoIterator<Item = Gates>) -> Gates {
-    let score = |g: &Vec<Gate>| {
-        (
-            g.iter().map(Gate::looseness).max().unwrap_or(u8::MAX),
-            g.len(),
-        )
-    };
     parts
         .into_iter()
         .flatten()
         .filter(|g| !g.is_empty())
-        .min_by_key(score)
+        .min_by_key(|g| score(g))
+}
+
+fn score(g: &[Gate]) -> (u8, usize) {
+    (
+        g.iter().map(Gate::looseness).max().unwrap_or(u8::MAX),
+        g.len(),
+    )
 }
 
 fn rule_gates(rule: &CompiledRule) -> Gates {
@@ -98,6 +102,75 @@ fn rule_gates(rule: &CompiledRule) -> Gates {
     gates.sort();
     gates.dedup();
     (!gates.is_empty()).then_some(gates)
+}
+
+/// A rule's gates in two slots: for the rule to match, one gate of the first must hold and,
+/// when there is a second, one of the second too. The two come from two parts the rule's
+/// single condition needs together (`selection_img and selection_cli`, or two items of one
+/// selection), the tightest two; a rule with several conditions, or one part with gates,
+/// has one slot. `(None, _)`: no sound gate.
+fn rule_slots(rule: &CompiledRule) -> (Gates, Option<Vec<Gate>>) {
+    let [condition] = rule.conditions.as_slice() else {
+        return (rule_gates(rule), None);
+    };
+    let mut parts = Vec::new();
+    conjuncts(condition, rule, &mut parts);
+    let mut parts: Vec<Vec<Gate>> = parts
+        .into_iter()
+        .flatten()
+        .filter(|g| !g.is_empty())
+        .collect();
+    parts.sort_by_key(|g| score(g));
+    let mut parts = parts.into_iter().map(|mut g| {
+        g.sort();
+        g.dedup();
+        g
+    });
+    match parts.next() {
+        Some(first) => (Some(first), parts.next()),
+        None => (rule_gates(rule), None),
+    }
+}
+
+/// The parts that must all hold for `c` to hold, each with its gates (`None`: no sound gate).
+fn conjuncts(c: &ConditionExpr, rule: &CompiledRule, out: &mut Vec<Gates>) {
+    match c {
+        ConditionExpr::And(parts) => parts.iter().for_each(|p| conjuncts(p, rule, out)),
+        ConditionExpr::Identifier(name) => match rule.detections.get(name) {
+            Some(d) => detection_conjuncts(d, out),
+            None => out.push(None),
+        },
+        ConditionExpr::Selector {
+            quantifier: Quantifier::All,
+            pattern,
+        } => {
+            let selected: Vec<&CompiledDetection> = rule
+                .detections
+                .iter()
+                .filter(|(n, _)| pattern.matches_detection_name(n))
+                .map(|(_, d)| d)
+                .collect();
+            if selected.is_empty() {
+                out.push(None);
+            }
+            selected
+                .into_iter()
+                .for_each(|d| detection_conjuncts(d, out));
+        }
+        other => out.push(condition_gates(other, rule)),
+    }
+}
+
+fn detection_conjuncts(d: &CompiledDetection, out: &mut Vec<Gates>) {
+    match d {
+        CompiledDetection::AllOf(items) if !items.is_empty() => {
+            items.iter().for_each(|i| out.push(item_gates(i)));
+        }
+        CompiledDetection::And(ds) if !ds.is_empty() => {
+            ds.iter().for_each(|d| detection_conjuncts(d, out));
+        }
+        other => out.push(detection_gates(other)),
+    }
 }
 
 fn condition_gates(c: &ConditionExpr, rule: &CompiledRule) -> Gates {
@@ -372,37 +445,67 @@ struct FieldGates {
     contains: Option<Needles>,
 }
 
-/// Rule positions in a group, as a bit set.
+/// A gate's entry in the index: a rule position and its slot (see [`rule_slots`]), as
+/// `position << 1 | slot`.
+fn entry(pos: u32, slot: u32) -> u32 {
+    pos << 1 | slot
+}
+
+/// Rule positions in a group as two bit sets, one per slot: a rule is a candidate when its
+/// bit is set in both (rules with one slot start with the second set).
 struct Candidates {
-    bits: Vec<u64>,
+    bits: [Vec<u64>; 2],
 }
 
 impl Candidates {
+    #[cfg(test)]
     fn new(n: usize) -> Candidates {
         Candidates {
-            bits: vec![0; n.div_ceil(64)],
+            bits: [vec![0; n.div_ceil(64)], vec![0; n.div_ceil(64)]],
+        }
+    }
+
+    /// Starting with `single` (the rules with one slot) in the second set.
+    fn with_single(single: &[u64]) -> Candidates {
+        Candidates {
+            bits: [vec![0; single.len()], single.to_vec()],
         }
     }
 
     fn add_all(&mut self, rs: &[u32]) {
         for &r in rs {
-            if let Some(w) = self.bits.get_mut(r as usize / 64) {
-                *w |= 1 << (r % 64);
+            let (pos, slot) = ((r >> 1) as usize, (r & 1) as usize);
+            if let Some(w) = self.bits[slot].get_mut(pos / 64) {
+                *w |= 1 << (pos % 64);
             }
         }
     }
 
     fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        self.bits.iter().enumerate().flat_map(|(wi, &w)| {
-            let mut w = w;
-            std::iter::from_fn(move || {
-                if w == 0 {
-                    return None;
-                }
-                let b = w.trailing_zeros() as usize;
-                w &= w - 1;
-                Some(wi * 64 + b)
+        self.bits[0]
+            .iter()
+            .zip(&self.bits[1])
+            .enumerate()
+            .flat_map(|(wi, (&a, &b))| {
+                let mut w = a & b;
+                std::iter::from_fn(move || {
+                    if w == 0 {
+                        return None;
+                    }
+                    let b = w.trailing_zeros() as usize;
+                    w &= w - 1;
+                    Some(wi * 64 + b)
+                })
             })
+    }
+
+    /// Positions with a bit in either set (what some gate let through; tests only).
+    #[cfg(test)]
+    fn any(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.bits[0].len() * 64).filter(|&p| {
+            self.bits
+                .iter()
+                .any(|b| b.get(p / 64).is_some_and(|w| w & (1 << (p % 64)) != 0))
         })
     }
 }
@@ -418,7 +521,11 @@ pub(crate) struct RuleGroup {
     /// An event's top-level key → the fields in `fields` it can supply.
     by_key: foldhash::HashMap<String, Vec<u32>>,
     keywords: Option<Needles>,
+    /// Entries ([`entry`]) whose slot holds on every event: rules with no sound gate, and
+    /// those whose automaton could not be built.
     always: Vec<u32>,
+    /// The rules with one slot, as a bit set (the second set's start).
+    single: Vec<u64>,
 }
 
 impl RuleGroup {
@@ -432,20 +539,30 @@ impl RuleGroup {
             by_key: Default::default(),
             keywords: None,
             always: Vec::new(),
+            single: vec![0; rules.len().div_ceil(64)],
         };
         let mut field_of: HashMap<String, usize> = HashMap::new();
         let mut contains: Vec<HashMap<String, Vec<u32>>> = Vec::new();
         let mut keywords: HashMap<String, Vec<u32>> = HashMap::new();
         for (pos, rule) in rules.iter().enumerate() {
+            let (first, second) = rule_slots(rule);
+            if second.is_none()
+                && let Some(w) = g.single.get_mut(pos / 64)
+            {
+                *w |= 1 << (pos % 64);
+            }
             let pos = pos as u32;
-            let Some(gates) = rule_gates(rule) else {
-                g.always.push(pos);
+            let Some(first) = first else {
+                g.always.push(entry(pos, 0));
                 continue;
             };
-            for gate in gates {
+            let slots = std::iter::once((0, first)).chain(second.map(|s| (1, s)));
+            for (slot, gate) in slots.flat_map(|(slot, gs)| gs.into_iter().map(move |g| (slot, g)))
+            {
+                let e = entry(pos, slot);
                 let (field, gate) = match gate {
                     Gate::Keyword(t) => {
-                        keywords.entry(t).or_default().push(pos);
+                        keywords.entry(t).or_default().push(e);
                         continue;
                     }
                     Gate::Present(f) => (f, None),
@@ -473,10 +590,10 @@ impl RuleGroup {
                     }
                 };
                 match gate {
-                    None => g.fields[fi].present.push(pos),
-                    Some(Err(n)) => g.fields[fi].numbers.entry(n).or_default().push(pos),
-                    Some(Ok((true, t))) => g.fields[fi].equals.entry(t).or_default().push(pos),
-                    Some(Ok((false, t))) => contains[fi].entry(t).or_default().push(pos),
+                    None => g.fields[fi].present.push(e),
+                    Some(Err(n)) => g.fields[fi].numbers.entry(n).or_default().push(e),
+                    Some(Ok((true, t))) => g.fields[fi].equals.entry(t).or_default().push(e),
+                    Some(Ok((false, t))) => contains[fi].entry(t).or_default().push(e),
                 }
             }
         }
@@ -505,7 +622,7 @@ impl RuleGroup {
     /// Rules evaluated on every event (no sound gate).
     #[cfg(test)]
     pub(crate) fn open_rules(&self) -> usize {
-        self.always.len()
+        self.always.iter().filter(|e| *e & 1 == 0).count()
     }
 
     /// The rules of this group that match, as (index in `Detector::rules`, `rsigma-eval`'s
@@ -519,26 +636,7 @@ impl RuleGroup {
         if self.rules.is_empty() {
             return;
         }
-        let mut set = Candidates::new(self.rules.len());
-        set.add_all(&self.always);
-        // A group that reads fewer fields than the event has looks each of them up; a larger
-        // one goes through the event's keys.
-        let complete = self.fields.len() > view.key_count()
-            && view.visit_probe_keys(&mut |key| {
-                if let Some(fs) = self.by_key.get(key) {
-                    for &fi in fs {
-                        self.probe(&self.fields[fi as usize], view, &mut set);
-                    }
-                }
-            });
-        if !complete {
-            for f in &self.fields {
-                self.probe(f, view, &mut set);
-            }
-        }
-        if let Some(k) = &self.keywords {
-            k.mark_values(view, &mut set);
-        }
+        let set = self.candidates(view);
         for pos in set.iter() {
             let (Some(rule), Some(&id)) = (self.rules.get(pos), self.ids.get(pos)) else {
                 continue;
@@ -560,6 +658,31 @@ impl RuleGroup {
         }
     }
 
+    /// The rules the gates let through for one event: those with a gate met in each slot.
+    fn candidates(&self, view: &View<'_>) -> Candidates {
+        let mut set = Candidates::with_single(&self.single);
+        set.add_all(&self.always);
+        // A group that reads fewer fields than the event has looks each of them up; a larger
+        // one goes through the event's keys.
+        let complete = self.fields.len() > view.key_count()
+            && view.visit_probe_keys(&mut |key| {
+                if let Some(fs) = self.by_key.get(key) {
+                    for &fi in fs {
+                        self.probe(&self.fields[fi as usize], view, &mut set);
+                    }
+                }
+            });
+        if !complete {
+            for f in &self.fields {
+                self.probe(f, view, &mut set);
+            }
+        }
+        if let Some(k) = &self.keywords {
+            k.mark_values(view, &mut set);
+        }
+        set
+    }
+
     /// Every rule of the group judged by `rsigma_eval::evaluate_rule` alone, no index: what
     /// [`RuleGroup::evaluate`] must agree with (the tests' cross-check).
     #[cfg(test)]
@@ -572,9 +695,10 @@ impl RuleGroup {
     }
 
     /// Which gates make the candidates of one event (tests only): per kind (always, present,
-    /// equals, contains, keyword), the rules (indices in `Detector::rules`) they let through.
+    /// equals, contains, keyword), the rules (indices in `Detector::rules`) they let through in
+    /// either slot; then the candidates judged (a gate met in each slot).
     #[cfg(test)]
-    pub(crate) fn candidate_sources(&self, view: &View<'_>) -> [Vec<usize>; 5] {
+    pub(crate) fn candidate_sources(&self, view: &View<'_>) -> [Vec<usize>; 6] {
         let n = self.rules.len();
         let mut sets: [Candidates; 5] = std::array::from_fn(|_| Candidates::new(n));
         sets[0].add_all(&self.always);
@@ -600,7 +724,12 @@ impl RuleGroup {
         if let Some(k) = &self.keywords {
             k.mark_values(view, &mut sets[4]);
         }
-        sets.map(|s| s.iter().filter_map(|p| self.ids.get(p).copied()).collect())
+        let ids = |it: &mut dyn Iterator<Item = usize>| -> Vec<usize> {
+            it.filter_map(|p| self.ids.get(p).copied()).collect()
+        };
+        let judged = ids(&mut self.candidates(view).iter());
+        let [a, b, c, d, e] = sets.map(|s| ids(&mut s.any()));
+        [a, b, c, d, e, judged]
     }
 
     fn probe(&self, f: &FieldGates, view: &View<'_>, set: &mut Candidates) {

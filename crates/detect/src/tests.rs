@@ -370,6 +370,7 @@ mod agreement {
         let mut events = 0usize;
         let mut totals = [0usize; 5];
         let mut union = 0usize;
+        let mut judged = 0usize;
         let mut by_rule: [std::collections::HashMap<usize, usize>; 5] = Default::default();
         for f in &evtx_files {
             let mut p = evtx::EvtxParser::from_path(f).unwrap();
@@ -381,11 +382,12 @@ mod agreement {
                     let Decoded::Event(e) = x else { continue };
                     let s = d.candidate_sources(&e.decoder, &e.action, &e.original);
                     events += 1;
-                    let mut all: Vec<usize> = s.iter().flatten().copied().collect();
+                    judged += s[5].len();
+                    let mut all: Vec<usize> = s[..5].iter().flatten().copied().collect();
                     all.sort_unstable();
                     all.dedup();
                     union += all.len();
-                    for (k, rs) in s.iter().enumerate() {
+                    for (k, rs) in s[..5].iter().enumerate() {
                         totals[k] += rs.len();
                         for r in rs {
                             *by_rule[k].entry(*r).or_default() += 1;
@@ -395,8 +397,9 @@ mod agreement {
             }
         }
         println!(
-            "{events} events, {:.1} candidates per event",
-            union as f64 / events as f64
+            "{events} events, {:.1} rules per event let through by a gate in either slot, {:.1} candidates judged (a gate met in each slot)",
+            union as f64 / events as f64,
+            judged as f64 / events as f64
         );
         for (k, name) in ["always", "present", "equals", "contains", "keyword"]
             .iter()
