@@ -303,11 +303,39 @@ fn matcher_gates(m: &CompiledMatcher, field: Option<&str>) -> Gates {
         CompiledMatcher::NumericEq(n) => {
             Some(vec![Gate::Number(field?.to_string(), number_gate(*n)?)])
         }
-        // Regexes, other numeric comparisons, CIDRs, expansions, time parts, negations, field
+        CompiledMatcher::Regex(re) => regex_gates(re.as_str(), field),
+        // Other numeric comparisons, CIDRs, expansions, time parts, negations, field
         // references: no literal is sure to appear as written; the item's presence gate is
         // what is left.
         _ => None,
     }
+}
+
+/// Gates of a regex (Sigma's `|re`, and wildcard values, which `rsigma-eval` compiles to
+/// regexes): every match starts with one of the prefixes `regex-syntax` extracts, so a text
+/// it matches contains one of them. The prefixes are compared with the folded haystack, so
+/// each is folded char by char as the haystack is (`to_lowercase`: ASCII capitals, and the
+/// Kelvin sign, become ASCII; `ſ`, which `(?i)s` matches, stays itself and is kept as a
+/// needle of its own). `None` when the set is infinite, holds the empty prefix, or a prefix
+/// has a capital sigma (whose lowercase depends on what follows it).
+fn regex_gates(pattern: &str, field: Option<&str>) -> Gates {
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let seq = regex_syntax::hir::literal::Extractor::new().extract(&hir);
+    let mut gates = Vec::new();
+    for lit in seq.literals()? {
+        let text = std::str::from_utf8(lit.as_bytes()).ok()?;
+        if text.is_empty() || text.contains('Σ') {
+            return None;
+        }
+        let text = text.to_lowercase();
+        gates.push(match field {
+            Some(f) => Gate::Contains(f.to_string(), text),
+            None => Gate::Keyword(text),
+        });
+    }
+    gates.sort();
+    gates.dedup();
+    (!gates.is_empty()).then_some(gates)
 }
 
 /// `NumericEq(n)` as an index key. `rsigma-eval` matches a value `v` when `|v − n| < ε`

@@ -371,6 +371,7 @@ mod agreement {
         let mut totals = [0usize; 5];
         let mut union = 0usize;
         let mut judged = 0usize;
+        let mut judged_by_rule: std::collections::HashMap<usize, usize> = Default::default();
         let mut by_rule: [std::collections::HashMap<usize, usize>; 5] = Default::default();
         for f in &evtx_files {
             let mut p = evtx::EvtxParser::from_path(f).unwrap();
@@ -383,6 +384,9 @@ mod agreement {
                     let s = d.candidate_sources(&e.decoder, &e.action, &e.original);
                     events += 1;
                     judged += s[5].len();
+                    for r in &s[5] {
+                        *judged_by_rule.entry(*r).or_default() += 1;
+                    }
                     let mut all: Vec<usize> = s[..5].iter().flatten().copied().collect();
                     all.sort_unstable();
                     all.dedup();
@@ -395,6 +399,12 @@ mod agreement {
                     }
                 }
             }
+        }
+        let mut top: Vec<(usize, usize)> = judged_by_rule.into_iter().collect();
+        top.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+        println!("judged most:");
+        for (r, n) in top.iter().take(15) {
+            println!("  {n:>8} {}", d.rules()[*r].file);
         }
         println!(
             "{events} events, {:.1} rules per event let through by a gate in either slot, {:.1} candidates judged (a gate met in each slot)",

@@ -95,9 +95,10 @@ pub enum BenchCommand {
         /// thread only).
         #[arg(long)]
         threads: Option<usize>,
-        /// Rounds of the stream's passes after one warm-up pass; each figure is the median
-        /// of its rounds, the passes of a round run back to back.
-        #[arg(long, default_value_t = 3)]
+        /// Rounds of the stream's passes after one warm-up pass (the passes of a round back to
+        /// back); rates are medians over the rounds, shares of the floor medians of each
+        /// round's own share.
+        #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
     /// Alert arrival → action request of an `auto` step, in process on SQLite (p50/p99).

@@ -334,28 +334,32 @@ fn stream(
     pass(2, threads);
     let rounds = rounds.max(1);
     println!(
-        "  (after one warm-up pass; each rate the median of {rounds} round(s), a round = the three passes back to back)"
+        "  (after one warm-up pass; {rounds} round(s) of the three passes back to back; each rate the median of its rounds, each share the median of the rounds' own shares, so a drift in the machine's speed between rounds cancels out)"
     );
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     for &th in runs {
-        let mut got: [Vec<f64>; 3] = Default::default();
+        let mut got: [Vec<f64>; 5] = Default::default();
         let (mut matched, mut alerts) = (0, 0);
         for _ in 0..rounds {
-            got[0].push(pass(0, th).0);
+            let (floor, _) = pass(0, th);
             let (eval, m) = pass(1, th);
-            got[1].push(eval);
-            matched = m;
             let (rate, a) = pass(2, th);
-            got[2].push(rate);
-            alerts = a;
+            (matched, alerts) = (m, a);
+            for (v, x) in got
+                .iter_mut()
+                .zip([floor, eval, rate, eval / floor, rate / floor])
+            {
+                v.push(x);
+            }
         }
-        let [floor, eval, rate] = got.map(|mut v| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        });
+        let [floor, eval, rate, eval_share, rate_share] = got.map(median);
         println!(
             "  {th} thread(s): parse + decode {floor:.0} events/s; + rules {eval:.0} events/s ({:.0} % of the floor, {matched} matches); + alerts {rate:.0} events/s ({:.0} %, {alerts} alerts)",
-            100.0 * eval / floor,
-            100.0 * rate / floor
+            100.0 * eval_share,
+            100.0 * rate_share
         );
     }
     Ok(())
