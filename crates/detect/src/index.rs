@@ -304,6 +304,14 @@ fn matcher_gates(m: &CompiledMatcher, field: Option<&str>) -> Gates {
             Some(vec![Gate::Number(field?.to_string(), number_gate(*n)?)])
         }
         CompiledMatcher::Regex(re) => regex_gates(re.as_str(), field),
+        // Several regexes of one item, merged by `rsigma-eval`'s optimiser.
+        CompiledMatcher::RegexSetMatch { set, mode } => {
+            let parts = set.patterns().iter().map(|p| regex_gates(p, field));
+            match mode {
+                GroupMode::Any => any_of(parts),
+                GroupMode::All => all_of(parts),
+            }
+        }
         // Other numeric comparisons, CIDRs, expansions, time parts, negations, field
         // references: no literal is sure to appear as written; the item's presence gate is
         // what is left.
@@ -319,23 +327,41 @@ fn matcher_gates(m: &CompiledMatcher, field: Option<&str>) -> Gates {
 /// needle of its own). `None` when the set is infinite, holds the empty prefix, or a prefix
 /// has a capital sigma (whose lowercase depends on what follows it).
 fn regex_gates(pattern: &str, field: Option<&str>) -> Gates {
-    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
-    let seq = regex_syntax::hir::literal::Extractor::new().extract(&hir);
-    let mut gates = Vec::new();
-    for lit in seq.literals()? {
-        let text = std::str::from_utf8(lit.as_bytes()).ok()?;
-        if text.is_empty() || text.contains('Σ') {
-            return None;
-        }
-        let text = text.to_lowercase();
-        gates.push(match field {
+    let needles = prefixes(pattern, false).or_else(|| {
+        // A case-insensitive regex's prefixes multiply (`(?i)net use` has 96 spellings, and
+        // Unicode adds `ſ` for every `s` and the Kelvin sign for every `k`) until the
+        // extractor gives up. Taken case-sensitively and lowercased they say the same of the
+        // folded haystack, except for those two characters, which `Needles::mark` reads as
+        // `s` and `k` as well. Field values only (keywords search the folded text as is).
+        let rest = pattern.strip_prefix("(?i)")?;
+        field?;
+        prefixes(rest, true)
+    })?;
+    let mut gates: Vec<Gate> = needles
+        .into_iter()
+        .map(|text| match field {
             Some(f) => Gate::Contains(f.to_string(), text),
             None => Gate::Keyword(text),
-        });
-    }
+        })
+        .collect();
     gates.sort();
     gates.dedup();
     (!gates.is_empty()).then_some(gates)
+}
+
+/// The lowercased prefixes of every match of `pattern` (`ascii`: only if they are ASCII).
+fn prefixes(pattern: &str, ascii: bool) -> Option<Vec<String>> {
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let seq = regex_syntax::hir::literal::Extractor::new().extract(&hir);
+    let mut out = Vec::new();
+    for lit in seq.literals()? {
+        let text = std::str::from_utf8(lit.as_bytes()).ok()?;
+        if text.is_empty() || text.contains('Σ') || (ascii && !text.is_ascii()) {
+            return None;
+        }
+        out.push(text.to_lowercase());
+    }
+    Some(out)
 }
 
 /// `NumericEq(n)` as an index key. `rsigma-eval` matches a value `v` when `|v − n| < ε`
@@ -445,21 +471,29 @@ impl Needles {
                 set.add_all(rs);
             }
         }
+        // `ſ` is what a case-insensitive regex's `s` also matches, and lowercasing keeps it
+        // (the Kelvin sign, `k`'s other spelling, lowercases to `k`): read as `s` too, so a
+        // needle taken from such a regex ([`regex_gates`]) is found.
+        if !folded.is_ascii() && folded.contains('ſ') {
+            let plain = folded.replace('ſ', "s");
+            for m in self.automaton.find_overlapping_iter(&plain) {
+                if let Some(rs) = self.rules.get(m.pattern().as_usize()) {
+                    set.add_all(rs);
+                }
+            }
+        }
     }
 
     fn mark(&self, haystack: &str, set: &mut Candidates) {
         // The automaton folds ASCII; other text is folded first, as the matchers fold it.
-        let folded;
-        let text = if haystack.is_ascii() {
-            haystack
-        } else {
-            folded = haystack.to_lowercase();
-            folded.as_str()
-        };
-        for m in self.automaton.find_overlapping_iter(text) {
-            if let Some(rs) = self.rules.get(m.pattern().as_usize()) {
-                set.add_all(rs);
+        if haystack.is_ascii() {
+            for m in self.automaton.find_overlapping_iter(haystack) {
+                if let Some(rs) = self.rules.get(m.pattern().as_usize()) {
+                    set.add_all(rs);
+                }
             }
+        } else {
+            self.mark_folded(&haystack.to_lowercase(), set);
         }
     }
 }
@@ -953,6 +987,35 @@ mod tests {
             g.evaluate_by_rsigma(&view, &mut by_rsigma);
             assert_eq!(by_rsigma, want, "rsigma: {v}");
             assert_eq!(g.candidate_sources(&view)[4], want, "keyword gate: {v}");
+        }
+    }
+
+    #[test]
+    fn regex_gates_keep_every_match() {
+        // Wildcards and `|re`, case-insensitive: gated by their prefixes, and still matched
+        // when written with the other spellings Unicode case folding allows (`ſ` for `s`, the
+        // Kelvin sign for `k`).
+        let g = group(&[
+            "title: a\nlogsource: {category: process_creation}\ndetection:\n  sel:\n    CommandLine: 'net use * /user:*'\n  condition: sel",
+            "title: b\nlogsource: {category: process_creation}\ndetection:\n  sel:\n    CommandLine|re: '(?i)mimikatz.*kerberos'\n  condition: sel",
+        ]);
+        assert_eq!(g.open_rules(), 0);
+        let cases: [(&str, &[usize]); 5] = [
+            ("NET USE x /user:y", &[0]),
+            ("net u\u{17F}e x /user:y", &[0]),
+            ("MIMIKATZ then \u{212A}erberos", &[1]),
+            ("mimikatz then Kerberos", &[1]),
+            ("net view", &[]),
+        ];
+        for (cl, want) in cases {
+            let v = json!({"CommandLine": cl});
+            assert_eq!(hits(&g, &v), want, "{cl}");
+            // The same answer as `rsigma-eval` judging every rule.
+            let fields = Fields::Json(&v);
+            let view = View::new(&fields, None);
+            let mut reference = Vec::new();
+            g.evaluate_by_rsigma(&view, &mut reference);
+            assert_eq!(reference, want, "{cl}");
         }
     }
 
