@@ -327,16 +327,15 @@ fn matcher_gates(m: &CompiledMatcher, field: Option<&str>) -> Gates {
 /// needle of its own). `None` when the set is infinite, holds the empty prefix, or a prefix
 /// has a capital sigma (whose lowercase depends on what follows it).
 fn regex_gates(pattern: &str, field: Option<&str>) -> Gates {
-    let needles = prefixes(pattern, false).or_else(|| {
-        // A case-insensitive regex's prefixes multiply (`(?i)net use` has 96 spellings, and
-        // Unicode adds `ſ` for every `s` and the Kelvin sign for every `k`) until the
-        // extractor gives up. Taken case-sensitively and lowercased they say the same of the
-        // folded haystack, except for those two characters, which `Needles::mark` reads as
-        // `s` and `k` as well. Field values only (keywords search the folded text as is).
-        let rest = pattern.strip_prefix("(?i)")?;
-        field?;
-        prefixes(rest, true)
-    })?;
+    // A case-insensitive regex's prefixes multiply (`(?i)net use` has 96 spellings, and
+    // Unicode adds `ſ` for every `s` and the Kelvin sign for every `k`) until the extractor
+    // gives up, slowly. Taken case-sensitively and lowercased they say the same of the folded
+    // haystack, except for those two characters, which `Needles::mark_folded` reads as `s`
+    // and `k` as well. Field values only (keywords search the folded text as is).
+    let needles = match (pattern.strip_prefix("(?i)"), field) {
+        (Some(rest), Some(_)) => prefixes(rest, true)?,
+        _ => prefixes(pattern, false)?,
+    };
     let mut gates: Vec<Gate> = needles
         .into_iter()
         .map(|text| match field {
