@@ -325,7 +325,7 @@ impl Detector {
             {
                 r.extend(refused);
             }
-            RuleGroup::new(ok)
+            RuleGroup::new(ok, self.threads)
         })
     }
 

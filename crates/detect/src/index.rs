@@ -28,6 +28,7 @@ use rsigma_eval::{
 use rsigma_parser::{ArrayQuantifier, ConditionExpr, Quantifier};
 
 use crate::eval::Judge;
+use crate::rules::parallel_map;
 use crate::view::View;
 
 /// A condition an event must meet for some rule to match.
@@ -412,8 +413,9 @@ thread_local! {
 impl Needles {
     /// `quick_reject`: also build [`Needles::any`] (for needles searched over a whole event's
     /// values: keywords).
-    fn build(map: HashMap<String, Vec<u32>>, quick_reject: bool) -> Result<Needles, Vec<u32>> {
-        let mut entries: Vec<(String, Vec<u32>)> = map.into_iter().collect();
+    fn build(map: &HashMap<String, Vec<u32>>, quick_reject: bool) -> Result<Needles, Vec<u32>> {
+        let mut entries: Vec<(String, Vec<u32>)> =
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let any = if quick_reject {
             AhoCorasick::builder()
@@ -590,7 +592,8 @@ pub(crate) struct RuleGroup {
 }
 
 impl RuleGroup {
-    pub(crate) fn new(compiled: Vec<(usize, CompiledRule)>) -> RuleGroup {
+    /// `threads`: for building the automata.
+    pub(crate) fn new(compiled: Vec<(usize, CompiledRule)>, threads: usize) -> RuleGroup {
         let (ids, rules): (Vec<usize>, Vec<CompiledRule>) = compiled.into_iter().unzip();
         let mut g = RuleGroup {
             rules: Vec::new(),
@@ -658,20 +661,27 @@ impl RuleGroup {
                 }
             }
         }
-        for (fi, map) in contains.into_iter().enumerate() {
-            if map.is_empty() {
-                continue;
-            }
-            match Needles::build(map, false) {
-                Ok(n) => g.fields[fi].contains = Some(n),
-                // An automaton that cannot be built gates nothing: its rules are open.
-                Err(rs) => g.always.extend(rs),
-            }
-        }
+        // The automata (a field's `contains` needles; `None`: the keywords), built on all
+        // threads, the largest first: building them was half of compiling a large group.
+        let mut jobs: Vec<(Option<usize>, HashMap<String, Vec<u32>>)> = contains
+            .into_iter()
+            .enumerate()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(fi, m)| (Some(fi), m))
+            .collect();
         if !keywords.is_empty() {
-            match Needles::build(keywords, true) {
-                Ok(n) => g.keywords = Some(n),
-                Err(rs) => g.always.extend(rs),
+            jobs.push((None, keywords));
+        }
+        jobs.sort_by_key(|(_, m)| std::cmp::Reverse(m.len()));
+        let built = parallel_map(&jobs, threads, |_, (fi, map)| {
+            Needles::build(map, fi.is_none())
+        });
+        for ((fi, _), b) in jobs.iter().zip(built) {
+            match (fi, b) {
+                (Some(fi), Ok(n)) => g.fields[*fi].contains = Some(n),
+                (None, Ok(n)) => g.keywords = Some(n),
+                // An automaton that cannot be built gates nothing: its rules are open.
+                (_, Err(rs)) => g.always.extend(rs),
             }
         }
         g.always.sort_unstable();
@@ -878,7 +888,7 @@ mod tests {
                 (i, rsigma_eval::compile_rule(&c.rules[0]).expect("compiles"))
             })
             .collect();
-        RuleGroup::new(compiled)
+        RuleGroup::new(compiled, 1)
     }
 
     fn hits(g: &RuleGroup, v: &serde_json::Value) -> Vec<usize> {
