@@ -53,7 +53,7 @@ struct Item {
 /// substring test given a searcher built once at load (`str::contains` sets up its
 /// Two-Way searcher on every call: ~8 % of judging's instructions).
 enum Text {
-    Contains(Finder<'static>),
+    Contains(Box<Finder<'static>>),
     AnyOf(Vec<Text>),
     AllOf(Vec<Text>),
     Not(Box<Text>),
@@ -64,7 +64,7 @@ enum Text {
 
 /// A group member on folded text, as [`pre_folded`] matches it.
 enum Folded {
-    Contains(Finder<'static>),
+    Contains(Box<Finder<'static>>),
     AnyOf(Vec<Folded>),
     AllOf(Vec<Folded>),
     Not(Box<Folded>),
@@ -135,7 +135,7 @@ impl Text {
             CompiledMatcher::Contains {
                 value,
                 case_insensitive: true,
-            } => Text::Contains(Finder::new(value.as_bytes()).into_owned()),
+            } => Text::Contains(Box::new(Finder::new(value.as_bytes()).into_owned())),
             CompiledMatcher::AnyOf(ms) => Text::AnyOf(ms.iter().map(Text::new).collect()),
             CompiledMatcher::AllOf(ms) => Text::AllOf(ms.iter().map(Text::new).collect()),
             CompiledMatcher::Not(inner) => Text::Not(Box::new(Text::new(inner))),
@@ -153,7 +153,7 @@ impl Folded {
             CompiledMatcher::Contains {
                 value,
                 case_insensitive: true,
-            } => Folded::Contains(Finder::new(value.as_bytes()).into_owned()),
+            } => Folded::Contains(Box::new(Finder::new(value.as_bytes()).into_owned())),
             CompiledMatcher::AnyOf(ms) => Folded::AnyOf(ms.iter().map(Folded::new).collect()),
             CompiledMatcher::AllOf(ms) => Folded::AllOf(ms.iter().map(Folded::new).collect()),
             CompiledMatcher::Not(inner) => Folded::Not(Box::new(Folded::new(inner))),

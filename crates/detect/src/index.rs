@@ -663,7 +663,8 @@ impl RuleGroup {
         }
         // The automata (a field's `contains` needles; `None`: the keywords), built on all
         // threads, the largest first: building them was half of compiling a large group.
-        let mut jobs: Vec<(Option<usize>, HashMap<String, Vec<u32>>)> = contains
+        type Job = (Option<usize>, HashMap<String, Vec<u32>>);
+        let mut jobs: Vec<Job> = contains
             .into_iter()
             .enumerate()
             .filter(|(_, m)| !m.is_empty())

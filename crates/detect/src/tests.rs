@@ -401,7 +401,7 @@ mod agreement {
             }
         }
         let mut top: Vec<(usize, usize)> = judged_by_rule.into_iter().collect();
-        top.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+        top.sort_unstable_by_key(|t| std::cmp::Reverse(t.1));
         println!("judged most:");
         for (r, n) in top.iter().take(15) {
             println!("  {n:>8} {}", d.rules()[*r].file);
