@@ -32,7 +32,7 @@ pub(crate) struct Judge {
 }
 
 /// A detection as judged here: `rsigma-eval`'s, with each item's matching of string values
-/// prepared ([`Text`]).
+/// prepared ([`Prepared`]).
 enum Det {
     AllOf(Vec<Item>),
     AnyOf(Vec<Det>),
@@ -46,29 +46,21 @@ struct Item {
     /// For values that are not strings, and keyword items.
     matcher: CompiledMatcher,
     /// For string values.
-    text: Text,
+    text: Prepared,
 }
 
-/// How a string value is matched, as [`matcher`] matches it, with every case-insensitive
-/// substring test given a searcher built once at load (`str::contains` sets up its
-/// Two-Way searcher on every call: ~8 % of judging's instructions).
-enum Text {
+/// A matcher prepared for string values: every case-insensitive substring test given a
+/// searcher built once at load (`str::contains` sets up its Two-Way searcher on every call:
+/// ~8 % of judging's instructions). Read on a field's value ([`text`], as [`matcher`] reads
+/// it) or, inside a case-insensitive group, on the folded text ([`Prepared::on_folded`], as
+/// [`pre_folded`] reads it).
+enum Prepared {
     Contains(Box<Finder<'static>>),
-    AnyOf(Vec<Text>),
-    AllOf(Vec<Text>),
-    Not(Box<Text>),
-    /// A case-insensitive group: its members on the folded text, as [`pre_folded`] does.
-    Group(Vec<Folded>, GroupMode),
-    Plain(CompiledMatcher),
-}
-
-/// A group member on folded text, as [`pre_folded`] matches it.
-enum Folded {
-    Contains(Box<Finder<'static>>),
-    AnyOf(Vec<Folded>),
-    AllOf(Vec<Folded>),
-    Not(Box<Folded>),
-    Group(Vec<Folded>, GroupMode),
+    AnyOf(Vec<Prepared>),
+    AllOf(Vec<Prepared>),
+    Not(Box<Prepared>),
+    /// A case-insensitive group: its members on the folded text.
+    Group(Vec<Prepared>, GroupMode),
     Plain(CompiledMatcher),
 }
 
@@ -88,7 +80,7 @@ impl Det {
                             field: i.field.clone(),
                             exists: i.exists,
                             matcher: i.matcher.clone(),
-                            text: Text::new(&i.matcher),
+                            text: Prepared::new(&i.matcher),
                         })
                         .collect(),
                 )
@@ -129,52 +121,35 @@ fn rank(i: &CompiledDetectionItem) -> u8 {
     }
 }
 
-impl Text {
-    fn new(m: &CompiledMatcher) -> Text {
+impl Prepared {
+    fn new(m: &CompiledMatcher) -> Prepared {
         match m {
             CompiledMatcher::Contains {
                 value,
                 case_insensitive: true,
-            } => Text::Contains(Box::new(Finder::new(value.as_bytes()).into_owned())),
-            CompiledMatcher::AnyOf(ms) => Text::AnyOf(ms.iter().map(Text::new).collect()),
-            CompiledMatcher::AllOf(ms) => Text::AllOf(ms.iter().map(Text::new).collect()),
-            CompiledMatcher::Not(inner) => Text::Not(Box::new(Text::new(inner))),
+            } => Prepared::Contains(Box::new(Finder::new(value.as_bytes()).into_owned())),
+            CompiledMatcher::AnyOf(ms) => Prepared::AnyOf(ms.iter().map(Prepared::new).collect()),
+            CompiledMatcher::AllOf(ms) => Prepared::AllOf(ms.iter().map(Prepared::new).collect()),
+            CompiledMatcher::Not(inner) => Prepared::Not(Box::new(Prepared::new(inner))),
             CompiledMatcher::CaseInsensitiveGroup { children, mode } => {
-                Text::Group(children.iter().map(Folded::new).collect(), *mode)
+                Prepared::Group(children.iter().map(Prepared::new).collect(), *mode)
             }
-            other => Text::Plain(other.clone()),
-        }
-    }
-}
-
-impl Folded {
-    fn new(m: &CompiledMatcher) -> Folded {
-        match m {
-            CompiledMatcher::Contains {
-                value,
-                case_insensitive: true,
-            } => Folded::Contains(Box::new(Finder::new(value.as_bytes()).into_owned())),
-            CompiledMatcher::AnyOf(ms) => Folded::AnyOf(ms.iter().map(Folded::new).collect()),
-            CompiledMatcher::AllOf(ms) => Folded::AllOf(ms.iter().map(Folded::new).collect()),
-            CompiledMatcher::Not(inner) => Folded::Not(Box::new(Folded::new(inner))),
-            CompiledMatcher::CaseInsensitiveGroup { children, mode } => {
-                Folded::Group(children.iter().map(Folded::new).collect(), *mode)
-            }
-            other => Folded::Plain(other.clone()),
+            other => Prepared::Plain(other.clone()),
         }
     }
 
-    fn matches(&self, folded: &str) -> bool {
+    /// On folded text, as [`pre_folded`] matches a group member.
+    fn on_folded(&self, folded: &str) -> bool {
         match self {
-            Folded::Contains(f) => f.find(folded.as_bytes()).is_some(),
-            Folded::AnyOf(ms) => ms.iter().any(|m| m.matches(folded)),
-            Folded::AllOf(ms) => ms.iter().all(|m| m.matches(folded)),
-            Folded::Not(inner) => !inner.matches(folded),
-            Folded::Group(children, mode) => match mode {
-                GroupMode::Any => children.iter().any(|c| c.matches(folded)),
-                GroupMode::All => children.iter().all(|c| c.matches(folded)),
+            Prepared::Contains(f) => f.find(folded.as_bytes()).is_some(),
+            Prepared::AnyOf(ms) => ms.iter().any(|m| m.on_folded(folded)),
+            Prepared::AllOf(ms) => ms.iter().all(|m| m.on_folded(folded)),
+            Prepared::Not(inner) => !inner.on_folded(folded),
+            Prepared::Group(children, mode) => match mode {
+                GroupMode::Any => children.iter().any(|c| c.on_folded(folded)),
+                GroupMode::All => children.iter().all(|c| c.on_folded(folded)),
             },
-            Folded::Plain(m) => pre_folded(m, folded),
+            Prepared::Plain(m) => pre_folded(m, folded),
         }
     }
 }
@@ -292,7 +267,7 @@ fn item(i: &Item, view: &View<'_>) -> bool {
 }
 
 /// [`matcher`] on a string value, with the prepared substring searchers.
-fn text(t: &Text, value: &EventValue<'_>, at: Option<usize>, view: &View<'_>) -> bool {
+fn text(t: &Prepared, value: &EventValue<'_>, at: Option<usize>, view: &View<'_>) -> bool {
     let EventValue::Str(s) = value else {
         return false;
     };
@@ -303,18 +278,12 @@ fn text(t: &Text, value: &EventValue<'_>, at: Option<usize>, view: &View<'_>) ->
         }
     };
     match t {
-        Text::Contains(f) => f.find(fold().as_bytes()).is_some(),
-        Text::AnyOf(ts) => ts.iter().any(|t| text(t, value, at, view)),
-        Text::AllOf(ts) => ts.iter().all(|t| text(t, value, at, view)),
-        Text::Not(inner) => !text(inner, value, at, view),
-        Text::Group(children, mode) => {
-            let folded = fold();
-            match mode {
-                GroupMode::Any => children.iter().any(|c| c.matches(&folded)),
-                GroupMode::All => children.iter().all(|c| c.matches(&folded)),
-            }
-        }
-        Text::Plain(m) => matcher(m, value, at, view),
+        Prepared::Contains(f) => f.find(fold().as_bytes()).is_some(),
+        Prepared::AnyOf(ts) => ts.iter().any(|t| text(t, value, at, view)),
+        Prepared::AllOf(ts) => ts.iter().all(|t| text(t, value, at, view)),
+        Prepared::Not(inner) => !text(inner, value, at, view),
+        Prepared::Group(..) => t.on_folded(&fold()),
+        Prepared::Plain(m) => matcher(m, value, at, view),
     }
 }
 
